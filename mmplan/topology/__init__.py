@@ -1,0 +1,1 @@
+"""Stage 1: the topology file (models, loading, findings). Pure: no network."""
