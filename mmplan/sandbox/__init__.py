@@ -1,0 +1,30 @@
+"""Real Apache Kafka on one machine: jars from Maven, KRaft clusters on loopback ports.
+
+Public API:
+- `up(directory, aliases, brokers, security, ...)` -> `UpResult` (`.sandbox` is a `Sandbox`)
+- `status(directory)` -> `(Sandbox, [ClusterStatus])`, `down(directory, keep=False)`, `load(directory)`
+- `Sandbox.cluster(alias)` -> `Cluster` (`.bootstrap_servers`, `.nodes`, `.cluster_id`),
+  `Sandbox.client_config()` -> kafka-python keyword arguments for the sandbox's super user
+- `KAFKA_VERSION`, `maven.resolve()`, `maven.classpath()`
+"""
+
+from mmplan.sandbox import cluster, outputs
+from mmplan.sandbox.cluster import (
+    DEFAULT_CLUSTERS,
+    DEFAULT_DIR,
+    ClusterStatus,
+    NodeStatus,
+    UpResult,
+    down,
+    load,
+    status,
+    up,
+)
+from mmplan.sandbox.maven import KAFKA_VERSION
+from mmplan.sandbox.state import PASSWORD_VAR, SANDBOX_USER, Cluster, Node, Sandbox
+
+__all__ = [
+    "cluster", "outputs", "DEFAULT_CLUSTERS", "DEFAULT_DIR", "KAFKA_VERSION", "PASSWORD_VAR", "SANDBOX_USER",
+    "Cluster", "ClusterStatus", "Node", "NodeStatus", "Sandbox", "UpResult",
+    "down", "load", "status", "up",
+]
