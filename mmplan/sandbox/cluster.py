@@ -97,12 +97,13 @@ def alive_nodes(sb: Sandbox) -> list[tuple[Cluster, Node]]:
 
 def up(directory: str | Path = DEFAULT_DIR, aliases: list[str] | None = None, brokers: int | None = None,
        security: str | None = None, base_port: int | None = None, timeout: float = START_TIMEOUT,
-       progress: Progress | None = None) -> UpResult:
+       progress: Progress | None = None, overrides: dict[str, str] | None = None) -> UpResult:
     """Start one KRaft cluster per alias in `directory` and wait until all brokers are registered.
 
     Options left as None take the recorded values when a sandbox already exists in `directory`
     (running: nothing is done; stopped with `down --keep`: it is restarted on the same ports),
-    else the defaults (us-east,us-west; 1 broker; plaintext).
+    else the defaults (us-east,us-west; 1 broker; plaintext). `overrides` are extra broker
+    properties for a new sandbox (e.g. {"auto.create.topics.enable": "false"}).
     """
     say = progress or (lambda _msg: None)
     directory = Path(directory).resolve()
@@ -140,7 +141,8 @@ def up(directory: str | Path = DEFAULT_DIR, aliases: list[str] | None = None, br
                       controller_port=next(free) if i == 1 else None) for i in range(1, brokers + 1)]
         clusters.append(Cluster(alias=alias, cluster_id=new_cluster_id(), nodes=nodes))
     sb = Sandbox(dir=directory, kafka_version=maven.KAFKA_VERSION, security=security,
-                 password=secrets.token_urlsafe(18) if security != "plaintext" else None, clusters=clusters)
+                 password=secrets.token_urlsafe(18) if security != "plaintext" else None, clusters=clusters,
+                 overrides=dict(overrides or {}))
     directory.mkdir(parents=True, exist_ok=True)
     if security == "tls":
         certs.generate(sb.tls_dir, sb.password)
@@ -233,7 +235,14 @@ def _wait(sb: Sandbox, began: dict[str, float], timeout: float) -> None:
 
 
 def _tail_text(text: str, lines: int = 15) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:]) or "(empty)"
+    """The end of a log: from the first ERROR/FATAL among the last 60 lines (stack frames dropped)."""
+    all_lines = text.rstrip().splitlines()
+    recent = all_lines[-60:]
+    first_error = next((i for i, ln in enumerate(recent) if " ERROR " in ln or " FATAL " in ln), None)
+    if first_error is None:
+        return "\n".join(all_lines[-lines:]) or "(empty)"
+    kept = [ln for ln in recent[first_error:] if not ln.lstrip().startswith(("at ", "... "))]
+    return "\n".join(kept[:lines])
 
 
 def _log_tail(sb: Sandbox, c: Cluster, n: Node, lines: int = 15) -> str:

@@ -16,7 +16,7 @@ def _port_open(port: int) -> bool:
 
 
 def registered_brokers(sb: Sandbox, cluster: Cluster, timeout_ms: int = 5000) -> int | None:
-    """The number of brokers the cluster's metadata lists, or None when it does not answer."""
+    """The number of unfenced brokers in the cluster's metadata, or None when it does not answer."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
@@ -27,7 +27,7 @@ def registered_brokers(sb: Sandbox, cluster: Cluster, timeout_ms: int = 5000) ->
         admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap_servers, client_id="mmplan-sandbox",
                                  request_timeout_ms=timeout_ms, bootstrap_timeout_ms=timeout_ms,
                                  **sb.client_config())
-        return len(admin.describe_cluster()["brokers"])
+        return sum(1 for b in admin.describe_cluster()["brokers"] if not b.get("is_fenced"))
     except (KafkaError, OSError):  # the cluster does not answer (yet)
         return None
     finally:

@@ -13,7 +13,7 @@ def server_properties(sb: Sandbox, cluster: Cluster, node: Node) -> dict[str, st
     """The broker configuration of `node`.
 
     Three listeners: CLIENT (the sandbox's security mode) for clients, INTERNAL (plaintext) between
-    brokers, and CONTROLLER on node 1, the cluster's only controller.
+    brokers, and CONTROLLER on node 1, the cluster's only controller. The sandbox's overrides win.
     """
     ctrl = cluster.controller
     n = len(cluster.nodes)
@@ -68,6 +68,7 @@ def server_properties(sb: Sandbox, cluster: Cluster, node: Node) -> dict[str, st
             # The client certificate's subject is CN=mmplan: the principal becomes User:mmplan.
             "ssl.principal.mapping.rules": "RULE:^CN=([^,]+)$/$1/,DEFAULT",
         })
+    props.update(sb.overrides)
     return props
 
 

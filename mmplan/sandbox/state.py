@@ -58,6 +58,7 @@ class Sandbox:
     security: str = "plaintext"
     password: str | None = None
     clusters: list[Cluster] = field(default_factory=list)
+    overrides: dict[str, str] = field(default_factory=dict)
 
     def cluster(self, alias: str) -> Cluster:
         """The cluster named `alias`; KeyError if there is none."""
@@ -84,6 +85,10 @@ class Sandbox:
     @property
     def protocol(self) -> str:
         return CLIENT_PROTOCOL[self.security]
+
+    def kafka_config(self, alias: str) -> dict:
+        """kafka-python keyword arguments for cluster `alias`: bootstrap servers plus client_config()."""
+        return {"bootstrap_servers": self.cluster(alias).bootstrap_servers, **self.client_config()}
 
     def client_config(self) -> dict:
         """kafka-python keyword arguments (besides bootstrap_servers) for the sandbox's super user."""
@@ -126,4 +131,5 @@ def load(directory: Path) -> Sandbox | None:
         for c in data["clusters"]
     ]
     return Sandbox(dir=Path(directory).resolve(), kafka_version=data["kafka_version"],
-                   security=data["security"], password=data.get("password"), clusters=clusters)
+                   security=data["security"], password=data.get("password"), clusters=clusters,
+                   overrides=data.get("overrides", {}))
