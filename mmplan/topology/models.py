@@ -156,7 +156,11 @@ SECRET_FIELDS = ("sasl_password", "ssl_password")
 
 
 class Cluster(_Strict):
-    bootstrap_servers: list[str] = Field(min_length=1)
+    bootstrap_servers: Annotated[
+        list[str],
+        WithJsonSchema({"anyOf": [{"type": "array", "items": {"type": "string"}, "minItems": 1},
+                                  {"type": "string", "description": "comma-separated host:port list"}]}),
+    ] = Field(min_length=1)
     brokers: int | None = Field(None, ge=1, description="the broker count the cluster is expected to have")
     cluster_id: str | None = Field(None, description="the live cluster must have this id")
     security: Security | None = None

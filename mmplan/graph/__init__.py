@@ -1,0 +1,1 @@
+"""Stage 2: the compiled cluster graph and the offline checks. Pure: no network."""
