@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import click
 
+from mmplan.cli.options import FILE
 from mmplan.graph.checks import check_topology
 from mmplan.graph.compile import compile_topology
 from mmplan.graph.render import RENDERERS
+from mmplan.plan.render_json import plan_schema
 from mmplan.topology import findings as report
 from mmplan.topology.findings import has_errors
-from mmplan.topology.loader import DEFAULT_FILE, TopologyError, load_topology
+from mmplan.topology.loader import TopologyError, load_topology
 from mmplan.topology.schema import schema_text
-
-FILE = click.argument("file", default=DEFAULT_FILE, type=click.Path(dir_okay=True))
 
 
 @click.command()
@@ -54,7 +54,8 @@ def graph(file: str, fmt: str) -> int:
 
 
 @click.command()
-def schema() -> int:
-    """Print the topology's JSON Schema (schemas/topology.v1.json is this output)."""
-    click.echo(schema_text(), nl=False)
+@click.argument("document", type=click.Choice(["topology", "plan"]), default="topology")
+def schema(document: str) -> int:
+    """Print the JSON Schema of the topology file or of the plan document (schemas/*.v1.json)."""
+    click.echo(schema_text(plan_schema() if document == "plan" else None), nl=False)
     return 0

@@ -1,4 +1,4 @@
-"""The topology's JSON Schema, generated from the models (checked in as schemas/topology.v1.json)."""
+"""The JSON Schemas, generated from the models and checked in under schemas/."""
 
 from __future__ import annotations
 
@@ -9,5 +9,6 @@ from mmplan.topology.models import Topology
 SCHEMA_FILE = "schemas/topology.v1.json"
 
 
-def schema_text() -> str:
-    return json.dumps(Topology.model_json_schema(), indent=2) + "\n"
+def schema_text(schema: dict | None = None) -> str:
+    """A schema as the checked-in files spell it; the topology's by default."""
+    return json.dumps(schema or Topology.model_json_schema(), indent=2) + "\n"

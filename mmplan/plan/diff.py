@@ -1,0 +1,192 @@
+"""Desired against live: a pure function from (compiled topology, snapshot) to a Plan.
+
+deepdiff compares the two views; each difference becomes a typed change or a problem.
+"""
+
+from __future__ import annotations
+
+from deepdiff import DeepDiff
+
+from mmplan.graph.compile import CompiledFlow, CompiledTopology, flow_name
+from mmplan.graph.policy import ReplicationPolicy
+from mmplan.plan.model import APPLY_ORDER, Action, Change, ChangeKind, Plan, PlanProblem
+from mmplan.state.desired import DesiredState, DesiredTopic, desired_state
+from mmplan.state.snapshot import AclBinding, Snapshot
+from mmplan.topology.findings import Finding
+
+
+def compute_plan(compiled: CompiledTopology, flows: list[CompiledFlow], snapshot: Snapshot,
+                 findings: list[Finding] = (), allow_delete: bool = False, topology_file: str | None = None) -> Plan:
+    """The plan that makes the clusters match `flows`, given the live `snapshot`."""
+    desired = desired_state(flows, snapshot)
+    problems = [PlanProblem(code=f.code, severity=f.severity, message=f.message) for f in findings]
+    problems += _unreachable(flows, snapshot) + _live_replication_factor(flows, snapshot)
+    problems += [PlanProblem(**vars(p)) for p in desired.problems]
+    changes, topic_problems = _topic_changes(desired, snapshot)
+    changes += _acl_changes(desired, flows, snapshot)
+    changes += _orphan_topics(compiled, flows, desired, snapshot)
+    changes = sorted((c.model_copy(update={"held": True}) if c.action is Action.delete and not allow_delete else c
+                      for c in changes), key=_order)
+    return Plan(topology_file=topology_file, flows=[f.name for f in flows if f.settings.enabled],
+                changes=changes, problems=problems + topic_problems)
+
+
+def _order(change: Change) -> tuple:
+    return (change.cluster, APPLY_ORDER.index(change.kind), change.topic, change.config or "",
+            change.acl.describe() if change.acl else "")
+
+
+def _unreachable(flows: list[CompiledFlow], snapshot: Snapshot) -> list[PlanProblem]:
+    aliases = dict.fromkeys(a for f in flows if f.settings.enabled for a in (f.source, f.target))
+    return [PlanProblem(code="unreachable", severity="error", cluster=alias,
+                        message=f"cluster {alias}: {snapshot.unreachable[alias]}")
+            for alias in aliases if alias in snapshot.unreachable]
+
+
+def _live_replication_factor(flows: list[CompiledFlow], snapshot: Snapshot) -> list[PlanProblem]:
+    out = []
+    for flow in flows:
+        rf = flow.settings.replication_factor
+        for alias in dict.fromkeys((flow.target, flow.source)):
+            live = snapshot.clusters.get(alias)
+            if flow.settings.enabled and live is not None and rf > live.brokers:
+                out.append(PlanProblem(
+                    code="replication-factor", severity="error", flow=flow.name, cluster=alias,
+                    message=f"flow {flow.name}: replication factor {rf} exceeds the {live.brokers} live broker(s) "
+                            f"of {alias}; lower replication_factor or add brokers"))
+    return out
+
+
+def _views(desired: DesiredState, snapshot: Snapshot) -> tuple[dict, dict]:
+    """Desired and live topic views over the same clusters and topics, for deepdiff."""
+    want: dict[str, dict] = {}
+    have: dict[str, dict] = {}
+    for (cluster, name), topic in desired.topics.items():
+        want.setdefault(cluster, {})[name] = _view(topic.partitions, topic.replication_factor, topic.configs)
+        have.setdefault(cluster, {})
+        live = snapshot.clusters[cluster].topics.get(name)
+        if live is not None:
+            configs = live.configs if topic.exact else {k: v for k, v in live.configs.items() if k in topic.configs}
+            have[cluster][name] = _view(live.partitions, live.replication_factor, configs)
+    return want, have
+
+
+def _view(partitions: int, replication_factor: int, configs: dict[str, str]) -> dict:
+    return {"partitions": partitions, "replication_factor": replication_factor, "configs": dict(configs)}
+
+
+def _topic_changes(desired: DesiredState, snapshot: Snapshot) -> tuple[list[Change], list[PlanProblem]]:
+    want, have = _views(desired, snapshot)
+    diff = DeepDiff(have, want, view="tree", threshold_to_diff_deeper=0)
+    changes: list[Change] = []
+    problems: list[PlanProblem] = []
+    for report in ("dictionary_item_added", "dictionary_item_removed", "values_changed", "type_changes"):
+        for level in sorted(diff.get(report, []), key=lambda lv: lv.path()):
+            path = level.path(output_format="list")
+            cluster, name = path[0], path[1]
+            topic = desired.topics[(cluster, name)]
+            if len(path) == 2:
+                changes.append(_create(topic))
+            elif path[2] == "partitions":
+                _partitions(topic, level.t1, changes, problems)
+            elif path[2] == "replication_factor":
+                problems.append(PlanProblem(
+                    code="replication-factor-drift", severity="warning", flow=topic.flow, cluster=cluster,
+                    message=f"{name} on {cluster} has replication factor {level.t1}, the flow wants {level.t2}; "
+                            "mmplan never reassigns replicas (use kafka-reassign-partitions)"))
+            else:
+                key = path[3]
+                before, after = _absent(level.t1), _absent(level.t2)
+                kind = ChangeKind.unset_config if after is None else ChangeKind.set_config
+                changes.append(Change(kind=kind, cluster=cluster, topic=name, config=key, before=before, after=after,
+                                      flow=topic.flow, reason=_why(topic)))
+    return changes, problems
+
+
+def _absent(value):
+    return None if type(value).__name__ == "NotPresent" else value
+
+
+def _why(topic: DesiredTopic) -> str:
+    if topic.role == "remote":
+        return f"remote topic of {topic.source_topic}"
+    return f"{topic.role} topic"
+
+
+def _create(topic: DesiredTopic) -> Change:
+    after = {"partitions": topic.partitions, "replication_factor": topic.replication_factor,
+             "configs": dict(sorted(topic.configs.items()))}
+    return Change(kind=ChangeKind.create_topic, cluster=topic.cluster, topic=topic.name, after=after,
+                  flow=topic.flow, reason=_why(topic))
+
+
+def _partitions(topic: DesiredTopic, live: int, changes: list[Change], problems: list[PlanProblem]) -> None:
+    if live < topic.partitions:
+        changes.append(Change(kind=ChangeKind.add_partitions, cluster=topic.cluster, topic=topic.name, before=live,
+                              after=topic.partitions, flow=topic.flow, reason=_why(topic)))
+    else:
+        problems.append(PlanProblem(
+            code="partition-mismatch", severity="warning", flow=topic.flow, cluster=topic.cluster,
+            message=f"{topic.name} on {topic.cluster} has {live} partitions, its source has {topic.partitions}: "
+                    "keys land in different partitions than on the source, and partitions cannot be removed "
+                    "(recreate the topic to fix it)"))
+
+
+def _acl_changes(desired: DesiredState, flows: list[CompiledFlow], snapshot: Snapshot) -> list[Change]:
+    """ACLs to create, and remote-topic ACLs whose source ACL is gone (orphans)."""
+    syncing = [f for f in flows if f.settings.enabled and f.settings.sync_topic_acls.enabled
+               and f.target in snapshot.clusters and snapshot.clusters[f.target].acls_readable]
+    want = {f.target: set(desired.acls.get(f.target, {})) for f in syncing}
+    have: dict[str, set[AclBinding]] = {cluster: set() for cluster in want}
+    owner: dict[tuple[str, AclBinding], str] = {}
+    for flow in filter(_owns_remote_names, syncing):
+        for acl in snapshot.clusters[flow.target].acls:
+            if acl.pattern_type == "LITERAL" and flow.policy.topic_source(acl.topic) == flow.source:
+                have[flow.target].add(acl)
+                owner[(flow.target, acl)] = flow.name
+    for flow in syncing:  # identity flows: only their desired ACLs that already exist are known
+        have[flow.target] |= want[flow.target] & set(snapshot.clusters[flow.target].acls)
+    changes = []
+    diff = DeepDiff(have, want, view="tree", threshold_to_diff_deeper=0)
+    for report, kind in (("set_item_added", ChangeKind.create_acl), ("set_item_removed", ChangeKind.delete_acl)):
+        for level in diff.get(report, []):
+            acl = level.t2 if kind is ChangeKind.create_acl else level.t1
+            cluster = level.path(output_format="list")[0]
+            flow = desired.acls.get(cluster, {}).get(acl) or owner.get((cluster, acl))
+            reason = "synced from the source" if kind is ChangeKind.create_acl else "orphan: its source ACL is gone"
+            changes.append(Change(kind=kind, cluster=cluster, topic=acl.topic, acl=acl, flow=flow, reason=reason))
+    return changes
+
+
+def _owns_remote_names(flow: CompiledFlow) -> bool:
+    """Only prefixed names can be recognised as a flow's own: identity names look like local topics."""
+    return flow.settings.enabled and flow.settings.replication_policy.value == "default"
+
+
+def _orphan_topics(compiled: CompiledTopology, flows: list[CompiledFlow], desired: DesiredState,
+                   snapshot: Snapshot) -> list[Change]:
+    """Remote topics on a target whose source topic is gone, or whose flow is no longer declared.
+
+    Only prefixed (default-policy) names are recognised: an identity name looks like a local topic.
+    """
+    declared = {(f.source, f.target) for f in compiled.flows}
+    separator = compiled.topology.defaults.separator
+    changes = []
+    for target in dict.fromkeys(f.target for f in flows if f.settings.enabled):
+        live = snapshot.clusters.get(target)
+        if live is None:
+            continue
+        owners = [(f.policy, f.name, f"source topic gone or no longer selected by {f.name}")
+                  for f in flows if f.target == target and _owns_remote_names(f)]
+        owners += [(ReplicationPolicy("default", alias, separator), flow_name(alias, target),
+                    f"no flow {flow_name(alias, target)} is declared")
+                   for alias in compiled.topology.clusters if alias != target and (alias, target) not in declared]
+        for name in sorted(set(live.topics) - {n for c, n in desired.topics if c == target}):
+            for policy, flow, reason in owners:
+                if (policy.topic_source(name) == policy.source_alias and not policy.is_internal_topic(name)
+                        and not policy.is_heartbeats_topic(name)):
+                    changes.append(Change(kind=ChangeKind.delete_topic, cluster=target, topic=name,
+                                          before={"partitions": live.topics[name].partitions}, flow=flow,
+                                          reason=f"orphan: {reason}"))
+                    break
+    return changes

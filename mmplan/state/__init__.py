@@ -1,0 +1,1 @@
+"""Stage 3: the state clusters should have (desired, pure) and the state they have (live, read once)."""
