@@ -141,3 +141,10 @@ def test_graph_of_broken_file_fails_cleanly(tmp_path):
 def test_schema_matches_checked_in_file():
     assert run("schema").output == schema_text()
     assert (ROOT / SCHEMA_FILE).read_text() == schema_text(), "regenerate: mmplan schema > schemas/topology.v1.json"
+
+
+def test_plan_schema_matches_checked_in_file():
+    from mmplan.plan.render_json import plan_schema
+
+    assert run("schema", "plan").output == schema_text(plan_schema())
+    assert (ROOT / "schemas" / "plan.v1.json").read_text() == schema_text(plan_schema())
