@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
@@ -241,3 +242,12 @@ def test_cli_without_a_sandbox(tmp_path):
     assert "error: no sandbox in" in status.output and "Traceback" not in status.output
     bad = runner.invoke(main, ["sandbox", "up", "--security", "nope", "--dir", str(tmp_path)])
     assert bad.exit_code == 1
+
+
+@pytest.mark.parametrize("security", ["plaintext", "sasl", "tls"])
+def test_written_topology_validates_clean(tmp_path, security):
+    outputs.write(_sandbox(tmp_path, security))
+    result = CliRunner().invoke(main, ["validate", "--format", "json", str(tmp_path / "topology.yaml")])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["valid"] is True and report["findings"] == []
