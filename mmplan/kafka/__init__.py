@@ -1,0 +1,1 @@
+"""Talking to Kafka: client settings, a thin admin client, and `doctor`'s checks."""

@@ -1,0 +1,297 @@
+"""One admin connection per cluster: batched reads of the live state and per-resource writes.
+
+Thin over kafka-python's KafkaAdminClient. Reads raise MmplanError when a request fails as a whole;
+writes report an error message (or None) for every resource, so apply can show each outcome.
+"""
+
+from __future__ import annotations
+
+import ssl
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import kafka.errors as Errors
+from kafka import KafkaAdminClient
+from kafka.admin import (
+    ACL,
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    AlterConfigOp,
+    ConfigResource,
+    ConfigResourceType,
+    ResourcePattern,
+    ResourcePatternFilter,
+    ResourceType,
+)
+from kafka.protocol.admin import CreateAclsRequest, DescribeConfigsRequest
+
+from mmplan.errors import MmplanError
+from mmplan.kafka.config import client_config
+from mmplan.kafka.errors import FailureLog, connect_failure, describe, request_failure, response_error, result_error
+from mmplan.state.snapshot import AclBinding, ClusterState, TopicState
+from mmplan.topology.models import Cluster
+
+DESCRIBE_CONFIGS_BATCH = 1000  # topics per DescribeConfigs request: ~5 MB of configs per response
+_TOPIC_CONFIG = 1  # DescribeConfigs config_source DYNAMIC_TOPIC_CONFIG: set on the topic itself
+_ACLS_UNREADABLE = (Errors.SecurityDisabledError, Errors.AuthorizationError)
+
+
+class Admin:
+    """An admin client for one cluster; use as a context manager or call close()."""
+
+    def __init__(self, alias: str, client: KafkaAdminClient, timeout: float):
+        self.alias = alias
+        self.requests = 0
+        self.timeout = timeout
+        self._client = client
+        manager = client._manager  # count every request kafka-python sends for us
+        send = manager.send
+
+        def counted(*args, **kwargs):
+            self.requests += 1
+            return send(*args, **kwargs)
+
+        manager.send = counted
+
+    @classmethod
+    def connect(cls, alias: str, cluster: Cluster, timeout: float = 10.0) -> Admin:
+        """Connect within about `timeout` seconds, or raise MmplanError saying what failed."""
+        config = client_config(alias, cluster, timeout)
+        _check_tls_files(alias, config)
+        # A client id of its own names this client's IO thread, so its logged failures can be told apart.
+        config["client_id"] = f"{config['client_id']}-{alias}-{uuid.uuid4().hex[:6]}"
+        with FailureLog(config["client_id"]) as failures:
+            try:
+                client = KafkaAdminClient(**config)
+            except Errors.KafkaError as e:
+                raise connect_failure(alias, config, failures.errors, e, timeout) from None
+        return cls(alias, client, timeout)
+
+    def __enter__(self) -> Admin:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- reads ---------------------------------------------------------------------------------------------
+
+    def cluster_info(self) -> tuple[str, int]:
+        """(cluster id, number of live brokers)."""
+        info = self._call("describe the cluster", self._client.describe_cluster)
+        return info["cluster_id"], sum(1 for b in info["brokers"] if not b.get("is_fenced"))
+
+    def describe_cluster(self) -> dict:
+        """kafka-python's DescribeCluster answer, with the cluster's authorized operations."""
+        return self._call("describe the cluster", self._client.describe_cluster)
+
+    def broker_version(self) -> tuple[int, ...] | None:
+        """The broker version kafka-python inferred from ApiVersions, e.g. (4, 1)."""
+        return self._client._manager.broker_version
+
+    def read_state(self, acls: bool = True) -> ClusterState:
+        """All topics with partitions, replication factor, configs set on the topic, and topic ACLs."""
+        cluster_id, brokers, topics = self._read_metadata()
+        configs = self._read_configs(sorted(topics))
+        states = {name: TopicState(name=name, partitions=p, replication_factor=rf, configs=configs[name])
+                  for name, (p, rf) in topics.items() if name in configs}
+        bindings, readable = self._read_acls() if acls else ([], False)
+        return ClusterState(alias=self.alias, cluster_id=cluster_id, brokers=brokers, topics=states,
+                            acls=bindings, acls_readable=readable)
+
+    def _read_metadata(self) -> tuple[str, int, dict[str, tuple[int, int]]]:
+        """Cluster id, broker count and name -> (partitions, replication factor), from one Metadata request."""
+        client = self._client
+        metadata = self._call("list topics", client._manager.run, client._get_cluster_metadata, None)
+        out = {}
+        for topic in metadata["topics"]:
+            if topic["error_code"]:
+                raise MmplanError(f"cannot describe topic {topic['name']}: "
+                                  f"{response_error(topic['error_code'], None)}", where=f"cluster {self.alias}")
+            parts = topic["partitions"]
+            out[topic["name"]] = (len(parts), max((len(p["replica_nodes"]) for p in parts), default=0))
+        return metadata["cluster_id"], len(metadata["brokers"]), out
+
+    def _read_configs(self, names: list[str]) -> dict[str, dict[str, str]]:
+        """name -> configs set on the topic itself; a topic deleted meanwhile is left out."""
+        out: dict[str, dict[str, str]] = {}
+        for start in range(0, len(names), DESCRIBE_CONFIGS_BATCH):
+            batch = names[start:start + DESCRIBE_CONFIGS_BATCH]
+            request = DescribeConfigsRequest(resources=[(ConfigResourceType.TOPIC, n, None) for n in batch],
+                                             include_synonyms=False)
+            response = self._call("describe topic configs", self._send, request)
+            for result in response.results:
+                if result.error_code == Errors.UnknownTopicOrPartitionError.errno:
+                    continue
+                if result.error_code:
+                    raise MmplanError(f"cannot read the configs of topic {result.resource_name}: "
+                                      f"{response_error(result.error_code, result.error_message)}",
+                                      where=f"cluster {self.alias}",
+                                      hint="grant DescribeConfigs on the topics (`mmplan doctor` lists permissions)")
+                out[result.resource_name] = {c.name: c.value for c in result.configs
+                                             if c.config_source == _TOPIC_CONFIG and c.value is not None}
+        return out
+
+    def _read_acls(self) -> tuple[list[AclBinding], bool]:
+        """Every topic ACL, from one DescribeAcls request; ([], False) when ACLs cannot be read."""
+        everything = ACLFilter(principal=None, host=None, operation=ACLOperation.ANY,
+                               permission_type=ACLPermissionType.ANY,
+                               resource_pattern=ResourcePatternFilter(ResourceType.TOPIC, None,
+                                                                      ACLResourcePatternType.ANY))
+        try:
+            found, _ = self._call("describe ACLs", self._client.describe_acls, everything, passthrough=_ACLS_UNREADABLE)
+        except _ACLS_UNREADABLE:
+            return [], False
+        return [_binding(acl) for acl in found], True
+
+    # -- writes --------------------------------------------------------------------------------------------
+
+    def create_topics(self, topics: list[TopicState]) -> dict[str, str | None]:
+        """Create topics with their partitions, replication factor and configs; name -> error or None."""
+        if not topics:
+            return {}
+        spec = {t.name: {"num_partitions": t.partitions, "replication_factor": t.replication_factor,
+                         "configs": dict(t.configs)} for t in topics}
+        result, failed = self._write([t.name for t in topics], "create topics", self._client.create_topics, spec,
+                                     timeout_ms=self._timeout_ms, raise_errors=False)
+        if failed is not None:
+            return failed
+        return {t["name"]: response_error(t["error_code"], t["error_message"]) for t in result["topics"]}
+
+    def add_partitions(self, counts: dict[str, int]) -> dict[str, str | None]:
+        """Raise each topic's partition count to the given total; name -> error or None."""
+        if not counts:
+            return {}
+        result, failed = self._write(list(counts), "add partitions", self._client.create_partitions, dict(counts),
+                                     timeout_ms=self._timeout_ms, raise_errors=False)
+        if failed is not None:
+            return failed
+        return {r.name: response_error(r.error_code, r.error_message) for r in result.results}
+
+    def alter_topic_configs(self, changes: dict[str, tuple[dict[str, str], list[str]]]) -> dict[str, str | None]:
+        """Per topic, set some configs and delete others (incremental, one request); name -> error or None."""
+        if not changes:
+            return {}
+        resources = []
+        for name, (sets, deletes) in changes.items():
+            ops: dict = dict(sets)
+            ops.update({key: (AlterConfigOp.DELETE, None) for key in deletes})
+            resources.append(ConfigResource(ConfigResourceType.TOPIC, name, ops))
+        result, failed = self._write(list(changes), "alter topic configs", self._client.alter_configs, resources,
+                                     raise_on_unknown=False, incremental=True)
+        if failed is not None:
+            return failed
+        answers = result.get("topic", {})
+        return {name: None if answers.get(name) == "OK" else result_error(answers.get(name, "no answer"))
+                for name in changes}
+
+    def create_acls(self, acls: list[AclBinding]) -> list[str | None]:
+        """Create topic ACLs (one request); an error or None for each, in order."""
+        if not acls:
+            return []
+        request = CreateAclsRequest(creations=[
+            CreateAclsRequest.AclCreation(resource_type=ResourceType.TOPIC, resource_name=a.topic,
+                                          resource_pattern_type=ACLResourcePatternType[a.pattern_type],
+                                          principal=a.principal, host=a.host,
+                                          operation=ACLOperation[a.operation],
+                                          permission_type=ACLPermissionType[a.permission])
+            for a in acls])
+        result, failed = self._write(list(range(len(acls))), "create ACLs", self._send, request)
+        if failed is not None:
+            return list(failed.values())
+        return [response_error(r.error_code, r.error_message) for r in result.results]
+
+    def delete_acls(self, acls: list[AclBinding]) -> list[str | None]:
+        """Delete exactly these topic ACLs (one request); an error or None for each, in order."""
+        if not acls:
+            return []
+        filters = [_acl(a) for a in acls]
+        result, failed = self._write(list(range(len(acls))), "delete ACLs", self._client.delete_acls, filters)
+        if failed is not None:
+            return list(failed.values())
+        return [None if error is Errors.NoError else describe(error()) for _, _, error in result]
+
+    def delete_topics(self, names: list[str]) -> dict[str, str | None]:
+        """Delete topics; name -> error or None."""
+        if not names:
+            return {}
+        result, failed = self._write(list(names), "delete topics", self._client.delete_topics, list(names),
+                                     timeout_ms=self._timeout_ms, raise_errors=False)
+        if failed is not None:
+            return failed
+        return {t["name"]: response_error(t["error_code"], t.get("error_message")) for t in result["topics"]}
+
+    # -- plumbing ------------------------------------------------------------------------------------------
+
+    @property
+    def _timeout_ms(self) -> int:
+        return max(1, int(self.timeout * 1000))
+
+    def _send(self, request):
+        """Send one request to any broker and wait for its response."""
+        manager = self._client._manager
+        return manager.run(manager.send, request)
+
+    def _call(self, what: str, fn: Callable, *args, passthrough: tuple = (), **kwargs):
+        """Run a read; a failure of the whole request becomes an MmplanError naming the cluster."""
+        try:
+            return fn(*args, **kwargs)
+        except passthrough:
+            raise
+        except Errors.KafkaError as e:
+            raise request_failure(self.alias, what, e) from None
+
+    def _write(self, keys: list, what: str, fn: Callable, *args, **kwargs) -> tuple[Any, dict | None]:
+        """Run a write: (response, None), or (None, the same error for every resource) when it failed whole."""
+        try:
+            return fn(*args, **kwargs), None
+        except Errors.KafkaError as e:
+            error = request_failure(self.alias, what, e).message
+            if isinstance(e, Errors.KafkaTimeoutError | Errors.RequestTimedOutError):
+                error += " (the change may still have been made)"
+            return None, dict.fromkeys(keys, error)
+
+
+def _binding(acl: ACL) -> AclBinding:
+    pattern = acl.resource_pattern
+    return AclBinding(topic=pattern.resource_name, pattern_type=pattern.pattern_type.name,
+                      principal=acl.principal, host=acl.host, operation=acl.operation.name,
+                      permission=acl.permission_type.name)
+
+
+def _acl(binding: AclBinding) -> ACL:
+    return ACL(principal=binding.principal, host=binding.host, operation=ACLOperation[binding.operation],
+               permission_type=ACLPermissionType[binding.permission],
+               resource_pattern=ResourcePattern(ResourceType.TOPIC, binding.topic,
+                                                ACLResourcePatternType[binding.pattern_type]))
+
+
+def _check_tls_files(alias: str, config: dict) -> None:
+    """Load the TLS files the way the client will, so a missing file or wrong key password is named."""
+    if config["security_protocol"] not in ("SSL", "SASL_SSL"):
+        return
+    where = f"cluster {alias}"
+    for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = config.get(key)
+        if path and not Path(path).is_file():
+            raise MmplanError(f"TLS: security.{key} {path} does not exist", where=where)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        if config.get("ssl_cafile"):
+            context.load_verify_locations(config["ssl_cafile"])
+    except (ssl.SSLError, OSError):
+        raise MmplanError(f"TLS: security.ssl_cafile {config['ssl_cafile']} holds no PEM certificate",
+                          where=where) from None
+    try:
+        if config.get("ssl_certfile"):
+            context.load_cert_chain(config["ssl_certfile"], config.get("ssl_keyfile"), config.get("ssl_password"))
+    except (ssl.SSLError, OSError):
+        raise MmplanError("TLS: cannot load the client certificate and key", where=where,
+                          hint="check security.ssl_certfile, ssl_keyfile and ssl_password (the key's password)"
+                          ) from None
