@@ -47,7 +47,7 @@ class Admin:
         self.alias = alias
         self.requests = 0
         self.timeout = timeout
-        self._client = client
+        self.kafka = client  # the KafkaAdminClient, for the calls this class does not wrap
         manager = client._manager  # count every request kafka-python sends for us
         send = manager.send
 
@@ -78,22 +78,22 @@ class Admin:
         self.close()
 
     def close(self) -> None:
-        self._client.close()
+        self.kafka.close()
 
     # -- reads ---------------------------------------------------------------------------------------------
 
     def cluster_info(self) -> tuple[str, int]:
         """(cluster id, number of live brokers)."""
-        info = self._call("describe the cluster", self._client.describe_cluster)
+        info = self.describe_cluster()
         return info["cluster_id"], sum(1 for b in info["brokers"] if not b.get("is_fenced"))
 
     def describe_cluster(self) -> dict:
-        """kafka-python's DescribeCluster answer, with the cluster's authorized operations."""
-        return self._call("describe the cluster", self._client.describe_cluster)
+        """kafka-python's DescribeCluster answer: cluster_id, brokers, authorized_operations of this principal."""
+        return self._call("describe the cluster", self.kafka.describe_cluster)
 
     def broker_version(self) -> tuple[int, ...] | None:
         """The broker version kafka-python inferred from ApiVersions, e.g. (4, 1)."""
-        return self._client._manager.broker_version
+        return self.kafka._manager.broker_version
 
     def read_state(self, acls: bool = True) -> ClusterState:
         """All topics with partitions, replication factor, configs set on the topic, and topic ACLs."""
@@ -107,7 +107,7 @@ class Admin:
 
     def _read_metadata(self) -> tuple[str, int, dict[str, tuple[int, int]]]:
         """Cluster id, broker count and name -> (partitions, replication factor), from one Metadata request."""
-        client = self._client
+        client = self.kafka
         metadata = self._call("list topics", client._manager.run, client._get_cluster_metadata, None)
         out = {}
         for topic in metadata["topics"]:
@@ -145,7 +145,7 @@ class Admin:
                                resource_pattern=ResourcePatternFilter(ResourceType.TOPIC, None,
                                                                       ACLResourcePatternType.ANY))
         try:
-            found, _ = self._call("describe ACLs", self._client.describe_acls, everything, passthrough=_ACLS_UNREADABLE)
+            found, _ = self._call("describe ACLs", self.kafka.describe_acls, everything, passthrough=_ACLS_UNREADABLE)
         except _ACLS_UNREADABLE:
             return [], False
         return [_binding(acl) for acl in found], True
@@ -158,7 +158,7 @@ class Admin:
             return {}
         spec = {t.name: {"num_partitions": t.partitions, "replication_factor": t.replication_factor,
                          "configs": dict(t.configs)} for t in topics}
-        result, failed = self._write([t.name for t in topics], "create topics", self._client.create_topics, spec,
+        result, failed = self._write([t.name for t in topics], "create topics", self.kafka.create_topics, spec,
                                      timeout_ms=self._timeout_ms, raise_errors=False)
         if failed is not None:
             return failed
@@ -168,7 +168,7 @@ class Admin:
         """Raise each topic's partition count to the given total; name -> error or None."""
         if not counts:
             return {}
-        result, failed = self._write(list(counts), "add partitions", self._client.create_partitions, dict(counts),
+        result, failed = self._write(list(counts), "add partitions", self.kafka.create_partitions, dict(counts),
                                      timeout_ms=self._timeout_ms, raise_errors=False)
         if failed is not None:
             return failed
@@ -183,7 +183,7 @@ class Admin:
             ops: dict = dict(sets)
             ops.update({key: (AlterConfigOp.DELETE, None) for key in deletes})
             resources.append(ConfigResource(ConfigResourceType.TOPIC, name, ops))
-        result, failed = self._write(list(changes), "alter topic configs", self._client.alter_configs, resources,
+        result, failed = self._write(list(changes), "alter topic configs", self.kafka.alter_configs, resources,
                                      raise_on_unknown=False, incremental=True)
         if failed is not None:
             return failed
@@ -212,7 +212,7 @@ class Admin:
         if not acls:
             return []
         filters = [_acl(a) for a in acls]
-        result, failed = self._write(list(range(len(acls))), "delete ACLs", self._client.delete_acls, filters)
+        result, failed = self._write(list(range(len(acls))), "delete ACLs", self.kafka.delete_acls, filters)
         if failed is not None:
             return list(failed.values())
         return [None if error is Errors.NoError else describe(error()) for _, _, error in result]
@@ -221,7 +221,7 @@ class Admin:
         """Delete topics; name -> error or None."""
         if not names:
             return {}
-        result, failed = self._write(list(names), "delete topics", self._client.delete_topics, list(names),
+        result, failed = self._write(list(names), "delete topics", self.kafka.delete_topics, list(names),
                                      timeout_ms=self._timeout_ms, raise_errors=False)
         if failed is not None:
             return failed
@@ -235,7 +235,7 @@ class Admin:
 
     def _send(self, request):
         """Send one request to any broker and wait for its response."""
-        manager = self._client._manager
+        manager = self.kafka._manager
         return manager.run(manager.send, request)
 
     def _call(self, what: str, fn: Callable, *args, passthrough: tuple = (), **kwargs):

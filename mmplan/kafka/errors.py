@@ -112,6 +112,8 @@ def request_failure(alias: str, what: str, error: BaseException) -> MmplanError:
 
 def describe(error: BaseException) -> str:
     """A Kafka error as one line: the broker's message and Kafka's error name."""
+    if isinstance(error, Errors.AuthorizationError):
+        return f"{error.description} ({error.message})"  # the broker's own text dumps its request object
     if isinstance(error, Errors.BrokerResponseError):
         detail = str(error.args[0]) if error.args and error.args[0] else error.description
         return f"{_ERROR_PREFIX.sub('', detail)} ({error.message})"
