@@ -134,23 +134,43 @@ def up(directory: str | Path = DEFAULT_DIR, aliases: list[str] | None = None, br
     if not maven.is_resolved():
         say(f"resolving Kafka {maven.KAFKA_VERSION} jars with Maven into {maven.lib_dir().parent} (once)")
     cp = maven.classpath()
+    password = secrets.token_urlsafe(18) if security != "plaintext" else None
+    attempt = 1
+    while True:
+        try:
+            sb = _create(directory, aliases, brokers, security, password, base_port, overrides or {}, java, cp,
+                         timeout, say, certificates=attempt == 1)
+            return UpResult(sb, started=True, restarted=False, files=outputs.write(sb))
+        except ports.PortInUse:  # taken by another process since allocation
+            if base_port is not None or attempt == _PORT_ATTEMPTS:
+                raise
+            attempt += 1
+            say("another process took one of the chosen ports; trying again with new ports")
+
+
+_PORT_ATTEMPTS = 3
+
+
+def _create(directory: Path, aliases: list[str], brokers: int, security: str, password: str | None,
+            base_port: int | None, overrides: dict[str, str], java: str, cp: str, timeout: float,
+            say: Progress, certificates: bool) -> Sandbox:
+    """Allocate ports, write configs (and certificates), format storage, start and wait."""
     free = iter(ports.allocate(len(aliases) * (2 * brokers + 1), base_port))
     clusters = []
     for alias in aliases:
         nodes = [Node(node_id=i, port=next(free), internal_port=next(free),
                       controller_port=next(free) if i == 1 else None) for i in range(1, brokers + 1)]
         clusters.append(Cluster(alias=alias, cluster_id=new_cluster_id(), nodes=nodes))
-    sb = Sandbox(dir=directory, kafka_version=maven.KAFKA_VERSION, security=security,
-                 password=secrets.token_urlsafe(18) if security != "plaintext" else None, clusters=clusters,
-                 overrides=dict(overrides or {}))
+    sb = Sandbox(dir=directory, kafka_version=maven.KAFKA_VERSION, security=security, password=password,
+                 clusters=clusters, overrides=dict(overrides))
     directory.mkdir(parents=True, exist_ok=True)
-    if security == "tls":
-        certs.generate(sb.tls_dir, sb.password)
+    if security == "tls" and certificates:
+        certs.generate(sb.tls_dir, password)
     _write_node_files(sb)
     say(f"formatting storage of {sum(len(c.nodes) for c in clusters)} node(s)")
     _format(sb, java, cp)
     _start_and_wait(sb, timeout, say)
-    return UpResult(sb, started=True, restarted=False, files=outputs.write(sb))
+    return sb
 
 
 def _write_node_files(sb: Sandbox) -> None:
@@ -216,11 +236,11 @@ def _wait(sb: Sandbox, began: dict[str, float], timeout: float) -> None:
     while pending:
         for c in list(pending):
             for n in c.nodes:
-                if not process.is_ours(n.pid, sb.node_dir(c, n)):
-                    raise MmplanError(
-                        f"Kafka node {n.node_id} of cluster {c.alias} exited during start-up; "
-                        f"last lines of its log:\n{_log_tail(sb, c, n)}",
-                        where=str(sb.log_file(c, n)), hint=f"see also {sb.stdout_file(c, n)}")
+                if process.exited(n.pid):
+                    error = ports.PortInUse if "Address already in use" in _read_logs(sb, c, n) else MmplanError
+                    raise error(f"Kafka node {n.node_id} of cluster {c.alias} exited during start-up; "
+                                f"last lines of its log:\n{_log_tail(sb, c, n)}",
+                                where=str(sb.log_file(c, n)), hint=f"see also {sb.stdout_file(c, n)}")
             if health.registered_brokers(sb, c, timeout_ms=3000) == len(c.nodes):
                 c.startup_seconds = round(time.monotonic() - began[c.alias], 1)
                 pending.remove(c)
@@ -243,6 +263,12 @@ def _tail_text(text: str, lines: int = 15) -> str:
         return "\n".join(all_lines[-lines:]) or "(empty)"
     kept = [ln for ln in recent[first_error:] if not ln.lstrip().startswith(("at ", "... "))]
     return "\n".join(kept[:lines])
+
+
+def _read_logs(sb: Sandbox, c: Cluster, n: Node) -> str:
+    """The node's log4j2 log and its JVM output, as far as they exist."""
+    files = (sb.log_file(c, n), sb.stdout_file(c, n))
+    return "\n".join(f.read_text(errors="replace") for f in files if f.exists())
 
 
 def _log_tail(sb: Sandbox, c: Cluster, n: Node, lines: int = 15) -> str:

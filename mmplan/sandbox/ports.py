@@ -9,6 +9,10 @@ from mmplan.errors import MmplanError
 from mmplan.sandbox.state import HOST
 
 
+class PortInUse(MmplanError):
+    """A port the sandbox needs is taken."""
+
+
 def _bind(port: int) -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -46,7 +50,7 @@ def check_free(ports: list[int]) -> None:
     """Raise a user-facing error naming the first port that is already in use."""
     for p in ports:
         if not port_free(p):
-            raise MmplanError(
+            raise PortInUse(
                 f"port {p} on {HOST} is already in use",
                 hint=f"stop whatever listens there (`ss -ltnp | grep :{p}`) or choose another --base-port",
             )

@@ -34,14 +34,30 @@ def is_ours(pid: int | None, node_dir: Path) -> bool:
     if not pid:
         return False
     _reap(pid)
+    for _ in range(20):  # the command line reads empty for a moment while a process execs
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+        if cmdline:
+            return (MARKER + str(node_dir)).encode() in cmdline.split(b"\0")
+        time.sleep(0.05)
+    return False
+
+
+def exited(pid: int) -> bool:
+    """True when `pid`, a child this process started, has terminated (it is reaped).
+
+    Used while waiting for start-up: cheaper than `is_ours` and needs no command line.
+    """
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    if stat.rsplit(")", 1)[1].split()[0] == "Z":
-        return False
-    return (MARKER + str(node_dir)).encode() in cmdline
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not our child (or already reaped): is it still there?
+        return not Path(f"/proc/{pid}").exists()
+    return done == pid
 
 
 def rss_kb(pid: int) -> int | None:

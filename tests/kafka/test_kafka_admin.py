@@ -39,7 +39,8 @@ def test_create_topic_with_configs_then_alter_one(us_east, clients, unique):
     admin = clients.admin(us_east)
     topic = unique.topic()
     configs = {"retention.ms": "3600000", "cleanup.policy": "compact"}
-    result = admin.create_topics({topic: {"num_partitions": 3, "replication_factor": 1, "configs": configs}})
+    result = admin.create_topics({topic: {"num_partitions": 3, "replication_factor": 1, "configs": configs}},
+                                 wait_for_metadata=True)
     assert result["topics"][0]["error_code"] == 0
     assert _topic_configs(admin, topic) == {"retention.ms": "3600000", "cleanup.policy": "compact"}
 
@@ -52,7 +53,7 @@ def test_create_topic_with_configs_then_alter_one(us_east, clients, unique):
 def test_add_partitions(us_east, clients, unique):
     admin = clients.admin(us_east)
     topic = unique.topic()
-    admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}})
+    admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True)
     response = admin.create_partitions({topic: 4})
     assert [r.error_code for r in response.results] == [0]
     partitions = admin.describe_topics([topic])[0]["partitions"]
@@ -61,8 +62,9 @@ def test_add_partitions(us_east, clients, unique):
 
 def test_topics_of_one_cluster_are_not_on_the_other(us_east, us_west, clients, unique):
     topic = unique.topic()
-    clients.admin(us_east).create_topics({topic: {"num_partitions": 1, "replication_factor": 1}})
-    assert topic in clients.admin(us_east).list_topics()
+    east = clients.admin(us_east)
+    east.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True)
+    assert topic in east.list_topics()
     assert topic not in clients.admin(us_west).list_topics()
 
 
@@ -92,7 +94,7 @@ def test_acl_create_describe_delete(us_west, clients, unique):
 def test_produce_and_consume_keys_and_headers_and_commit(us_east, clients, unique):
     admin = clients.admin(us_east)
     topic, group = unique.topic(), unique.group()
-    admin.create_topics({topic: {"num_partitions": 2, "replication_factor": 1}})
+    admin.create_topics({topic: {"num_partitions": 2, "replication_factor": 1}}, wait_for_metadata=True)
     producer = clients.producer(us_east, acks="all")
     sent = [(f"k{i}".encode(), f"v{i}".encode(), [("trace", f"h{i}".encode()), ("n", b"x")])
             for i in range(20)]

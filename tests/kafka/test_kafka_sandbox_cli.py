@@ -115,7 +115,7 @@ def test_down_keep_then_up_restarts_with_the_same_ports_and_data(fresh_cluster, 
     d = fresh_cluster.dir
     cfg = fresh_cluster.kafka_config("fresh")
     topic = unique.topic()
-    clients.admin(cfg).create_topics({topic: {"num_partitions": 2, "replication_factor": 1}})
+    clients.admin(cfg).create_topics({topic: {"num_partitions": 2, "replication_factor": 1}}, wait_for_metadata=True)
     clients.close()
     old_pid = fresh_cluster.cluster("fresh").nodes[0].pid
     assert sandbox.down(d, keep=True) == [old_pid]
@@ -126,3 +126,32 @@ def test_down_keep_then_up_restarts_with_the_same_ports_and_data(fresh_cluster, 
     assert result.sandbox.kafka_config("fresh") == cfg
     assert result.sandbox.cluster("fresh").nodes[0].pid != old_pid
     assert topic in clients.admin(cfg).list_topics()
+
+
+def test_a_port_taken_after_allocation_is_retried_with_new_ports(tmp_path, monkeypatch):
+    """Free ports are only free until someone binds them: a broker that cannot bind is restarted elsewhere."""
+    from mmplan.sandbox import ports
+
+    real_allocate = ports.allocate
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        taken = s.getsockname()[1]
+        calls = []
+
+        def allocate_a_taken_port_first(count, base_port=None):
+            got = real_allocate(count, base_port)
+            calls.append(got)
+            return [taken, *got[1:]] if len(calls) == 1 else got
+
+        monkeypatch.setattr(ports, "allocate", allocate_a_taken_port_first)
+        messages = []
+        d = tmp_path / "sb"
+        try:
+            sb = sandbox.up(d, aliases=["solo"], progress=messages.append).sandbox
+            assert len(calls) == 2
+            assert any("trying again with new ports" in m for m in messages)
+            assert sb.cluster("solo").nodes[0].port == calls[1][0] != taken
+            assert sandbox.status(d)[1][0].healthy
+        finally:
+            sandbox.down(d)

@@ -28,7 +28,7 @@ def _round_trip(cfg: dict, clients, unique) -> None:
     admin = clients.admin(cfg)
     assert [b["broker_id"] for b in admin.describe_cluster()["brokers"]] == [1]
     topic = unique.topic()
-    admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}})
+    admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True)
     pattern = ResourcePattern(ResourceType.TOPIC, topic, ACLResourcePatternType.LITERAL)
     acl = ACL(principal="User:alice", host="*", operation=ACLOperation.READ,
               permission_type=ACLPermissionType.ALLOW, resource_pattern=pattern)

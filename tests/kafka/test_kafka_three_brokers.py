@@ -14,7 +14,7 @@ def test_three_brokers_registered_and_rf3_topic(kafka_three, clients, unique):
 
     topic = unique.topic()
     admin.create_topics({topic: {"num_partitions": 3, "replication_factor": 3,
-                                 "configs": {"min.insync.replicas": "2"}}})
+                                 "configs": {"min.insync.replicas": "2"}}}, wait_for_metadata=True)
     partitions = admin.describe_topics([topic])[0]["partitions"]
     assert len(partitions) == 3
     for p in partitions:
