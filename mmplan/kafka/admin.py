@@ -7,6 +7,7 @@ writes report an error message (or None) for every resource, so apply can show e
 from __future__ import annotations
 
 import ssl
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from kafka.admin import (
     ResourcePatternFilter,
     ResourceType,
 )
+from kafka.net.compat import KafkaNetClient
 from kafka.protocol.admin import CreateAclsRequest, DescribeConfigsRequest
 
 from mmplan.errors import MmplanError
@@ -64,11 +66,20 @@ class Admin:
         _check_tls_files(alias, config)
         # A client id of its own names this client's IO thread, so its logged failures can be told apart.
         config["client_id"] = f"{config['client_id']}-{alias}-{uuid.uuid4().hex[:6]}"
+        made: list[KafkaNetClient] = []
+
+        def network(**kwargs) -> KafkaNetClient:
+            made.append(KafkaNetClient(**kwargs))
+            return made[-1]
+
         with FailureLog(config["client_id"]) as failures:
             try:
-                client = KafkaAdminClient(**config)
+                client = KafkaAdminClient(**config, kafka_client=network)
             except Errors.KafkaError as e:
-                raise connect_failure(alias, config, failures.errors, e, timeout) from None
+                for net in made:  # a failed KafkaAdminClient leaves its IO thread running
+                    net.close()
+                    net._net.stop()
+                raise connect_failure(alias, config, failures, e, timeout) from None
         return cls(alias, client, timeout)
 
     def __enter__(self) -> Admin:
@@ -162,7 +173,10 @@ class Admin:
                                      timeout_ms=self._timeout_ms, raise_errors=False)
         if failed is not None:
             return failed
-        return {t["name"]: response_error(t["error_code"], t["error_message"]) for t in result["topics"]}
+        errors = {t["name"]: response_error(t["error_code"], t["error_message"]) for t in result["topics"]}
+        made = {t.name: t.partitions for t in topics if errors.get(t.name) is None}
+        self._settle(lambda: all(self._partitions(made).get(n) == p for n, p in made.items()), bool(made))
+        return errors
 
     def add_partitions(self, counts: dict[str, int]) -> dict[str, str | None]:
         """Raise each topic's partition count to the given total; name -> error or None."""
@@ -172,7 +186,10 @@ class Admin:
                                      timeout_ms=self._timeout_ms, raise_errors=False)
         if failed is not None:
             return failed
-        return {r.name: response_error(r.error_code, r.error_message) for r in result.results}
+        errors = {r.name: response_error(r.error_code, r.error_message) for r in result.results}
+        grown = {n: c for n, c in counts.items() if errors.get(n) is None}
+        self._settle(lambda: all(self._partitions(grown).get(n, 0) >= c for n, c in grown.items()), bool(grown))
+        return errors
 
     def alter_topic_configs(self, changes: dict[str, tuple[dict[str, str], list[str]]]) -> dict[str, str | None]:
         """Per topic, set some configs and delete others (incremental, one request); name -> error or None."""
@@ -188,8 +205,17 @@ class Admin:
         if failed is not None:
             return failed
         answers = result.get("topic", {})
-        return {name: None if answers.get(name) == "OK" else result_error(answers.get(name, "no answer"))
-                for name in changes}
+        errors = {name: None if answers.get(name) == "OK" else result_error(answers.get(name, "no answer"))
+                  for name in changes}
+        done = {n: c for n, c in changes.items() if errors[n] is None}
+
+        def visible() -> bool:
+            now = self._read_configs(sorted(done))
+            return all(n in now and all(now[n].get(k) == v for k, v in sets.items())
+                       and not set(deletes) & set(now[n]) for n, (sets, deletes) in done.items())
+
+        self._settle(visible, bool(done))
+        return errors
 
     def create_acls(self, acls: list[AclBinding]) -> list[str | None]:
         """Create topic ACLs (one request); an error or None for each, in order."""
@@ -225,13 +251,36 @@ class Admin:
                                      timeout_ms=self._timeout_ms, raise_errors=False)
         if failed is not None:
             return failed
-        return {t["name"]: response_error(t["error_code"], t.get("error_message")) for t in result["topics"]}
+        errors = {t["name"]: response_error(t["error_code"], t.get("error_message")) for t in result["topics"]}
+        gone = [n for n in names if errors.get(n) is None]
+        self._settle(lambda: not self._partitions(gone), bool(gone))
+        return errors
 
     # -- plumbing ------------------------------------------------------------------------------------------
 
     @property
     def _timeout_ms(self) -> int:
         return max(1, int(self.timeout * 1000))
+
+    def _partitions(self, names) -> dict[str, int]:
+        """name -> partition count in the brokers' metadata now; topics not (or no longer) there are absent."""
+        metadata = self.kafka._manager.run(self.kafka._get_cluster_metadata, list(names))
+        return {t["name"]: len(t["partitions"]) for t in metadata["topics"] if t["error_code"] == 0}
+
+    def _settle(self, visible: Callable[[], bool], needed: bool = True) -> None:
+        """Wait, up to the timeout, until the brokers' metadata shows what the controller accepted.
+
+        A write is answered once the controller commits it; brokers apply it a little later. Waiting here
+        keeps a plan made right after an apply from seeing the old state.
+        """
+        deadline = time.monotonic() + self.timeout
+        while needed and time.monotonic() < deadline:
+            try:
+                if visible():
+                    return
+            except (Errors.KafkaError, MmplanError):
+                pass
+            time.sleep(0.1)
 
     def _send(self, request):
         """Send one request to any broker and wait for its response."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 
 import kafka.errors as Errors
 
@@ -25,35 +26,33 @@ class FailureLog(logging.Handler):
         super().__init__(logging.DEBUG)
         self.thread_name = f"kafka-io-{client_id}"
         self.errors: list[BaseException] = []
-        self._logger = logging.getLogger("kafka")
-        self._level = self._logger.level
+        self.kafka_answered = False  # a connection got as far as the ApiVersions answer before it was lost
+        self._logger = logging.getLogger("kafka")  # kafka-python logs these failures at WARNING and ERROR
 
     def __enter__(self) -> FailureLog:
         self._logger.addHandler(self)
-        if self._logger.getEffectiveLevel() > logging.WARNING:
-            self._logger.setLevel(logging.WARNING)
         return self
 
     def __exit__(self, *exc) -> None:
         self._logger.removeHandler(self)
-        self._logger.setLevel(self._level)
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.threadName != self.thread_name:
             return
         args = record.args if isinstance(record.args, tuple) else ()
         self.errors.extend(a for a in args if isinstance(a, BaseException))
+        if any(getattr(a, "broker_version_data", None) is not None for a in args):
+            self.kafka_answered = True
 
 
-def connect_failure(alias: str, config: dict, seen: list[BaseException], error: BaseException,
-                    timeout: float) -> MmplanError:
+def connect_failure(alias: str, config: dict, log: FailureLog, error: BaseException, timeout: float) -> MmplanError:
     """The MmplanError for a client that could not bootstrap: the most telling cause seen, with a hint."""
     where = f"cluster {alias}"
     servers = ", ".join(config["bootstrap_servers"])
     protocol = config.get("security_protocol", "PLAINTEXT")
     mechanism = config.get("sasl_mechanism")
     user = config.get("sasl_plain_username")
-    causes = [*seen, error]
+    causes = [*log.errors, error]
     texts = [str(c) for c in causes]
 
     def has(kind: type) -> bool:
@@ -88,9 +87,17 @@ def connect_failure(alias: str, config: dict, seen: list[BaseException], error: 
     if text("Connection refused", "ECONNREFUSED"):
         return MmplanError(f"cannot connect to {servers}: connection refused", where=where,
                            hint="check bootstrap_servers and that the brokers are running")
-    if text("Name or service not known", "nodename nor servname", "getaddrinfo", "Temporary failure in name"):
+    if not _resolvable(config["bootstrap_servers"]):
         return MmplanError(f"cannot resolve the bootstrap servers {servers}", where=where,
                            hint="check the host names in bootstrap_servers")
+    if text("socket disconnected", "Connection reset") and log.kafka_answered and mechanism:
+        # Brokers close the connection on a failed SASL exchange; the error answer often loses that race.
+        return MmplanError(f"SASL authentication failed ({mechanism}, user {user!r}): the broker closed the "
+                           f"connection during authentication", where=where,
+                           hint="check security.sasl_username, sasl_password and sasl_mechanism")
+    if text("socket disconnected", "Connection reset") and log.kafka_answered:
+        return MmplanError(f"the broker at {servers} requires authentication, but security.protocol is {protocol}",
+                           where=where, hint="set security.protocol (SASL_PLAINTEXT or SASL_SSL) and sasl_* settings")
     if text("socket disconnected", "Connection reset"):
         return MmplanError(f"the broker at {servers} closed the connection (security.protocol is {protocol})",
                            where=where, hint="the listener probably expects another security protocol "
@@ -131,6 +138,17 @@ def result_error(text: str) -> str:
     """kafka-python's "[Error 40] InvalidConfigurationError: message" in the same form as response_error."""
     m = _RESULT.match(text)
     return response_error(int(m.group(1)), m.group(2)) or text if m else text
+
+
+def _resolvable(servers: list[str]) -> bool:
+    """Whether any bootstrap host name resolves."""
+    for server in servers:
+        try:
+            socket.getaddrinfo(server.rpartition(":")[0].strip("[]"), None)
+            return True
+        except OSError:
+            continue
+    return False
 
 
 def _first(causes: list[BaseException], kind: type) -> str:
