@@ -27,7 +27,7 @@ def validate(file: str, fmt: str) -> int:
         loaded = load_topology(file)
         findings = check_topology(loaded)
         t = loaded.topology
-        summary = f"{len(t.clusters)} clusters, {len(t.flows)} flows"
+        summary = f"{report.count(len(t.clusters), 'cluster')}, {report.count(len(t.flows), 'flow')}"
     except TopologyError as e:
         if fmt == "text":
             raise

@@ -47,9 +47,9 @@ def render_text(findings: list[Finding], file: str, summary: str) -> str:
     errors = sum(f.severity == "error" for f in findings)
     warnings = len(findings) - errors
     if errors:
-        lines.append(f"{file}: {_count(errors, 'error')}, {_count(warnings, 'warning')}")
+        lines.append(f"{file}: {count(errors, 'error')}, {count(warnings, 'warning')}")
     else:
-        lines.append(f"{file}: valid ({summary})" + (f", {_count(warnings, 'warning')}" if warnings else ""))
+        lines.append(f"{file}: valid ({summary})" + (f", {count(warnings, 'warning')}" if warnings else ""))
     return "\n".join(lines)
 
 
@@ -76,5 +76,5 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def _count(n: int, noun: str) -> str:
+def count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")

@@ -1,0 +1,1 @@
+"""Stage 5: making the clusters match a plan, and the live plan/apply workflow."""

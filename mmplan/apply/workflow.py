@@ -1,0 +1,85 @@
+"""The live workflow behind `plan` and `apply`: check offline, read the clusters once, diff, apply.
+
+This is the one place that strings the stages together; the CLI and the daemon both call it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mmplan.apply.execute import Outcome, apply_changes
+from mmplan.errors import MmplanError
+from mmplan.graph.checks import check_topology
+from mmplan.graph.compile import CompiledFlow, CompiledTopology, compile_topology
+from mmplan.kafka.admin import Admin
+from mmplan.plan.diff import compute_plan
+from mmplan.plan.model import Plan, PlanProblem
+from mmplan.plan.saved import SavedPlan
+from mmplan.plan.summary import describe
+from mmplan.state.live import read_snapshot
+from mmplan.state.snapshot import Snapshot
+from mmplan.topology.findings import has_errors
+from mmplan.topology.loader import LoadedTopology
+from mmplan.topology.models import Topology
+
+
+@dataclass(frozen=True)
+class LivePlan:
+    plan: Plan
+    snapshot: Snapshot
+    compiled: CompiledTopology
+
+
+def plan_topology(loaded: LoadedTopology, flow_names: tuple[str, ...] = (), allow_delete: bool = False,
+                  timeout: float = 10.0) -> LivePlan:
+    """Check the topology offline; if it is sound, read the clusters its flows touch and diff."""
+    findings = check_topology(loaded)
+    compiled = compile_topology(loaded.topology)
+    flows = compiled.select(flow_names)
+    if has_errors(findings):
+        problems = [PlanProblem(code=f.code, severity=f.severity,
+                                message=f"{loaded.file}:{f.line}: {f.message}" if f.line else f.message)
+                    for f in findings]
+        return LivePlan(Plan(topology_file=loaded.file, problems=problems), Snapshot(), compiled)
+    snapshot = read_snapshot(loaded.topology, _aliases(flows), timeout=timeout)
+    plan = compute_plan(compiled, flows, snapshot, findings, allow_delete=allow_delete, topology_file=loaded.file)
+    return LivePlan(plan, snapshot, compiled)
+
+
+def _aliases(flows: list[CompiledFlow]) -> list[str]:
+    return list(dict.fromkeys(a for f in flows if f.settings.enabled for a in (f.source, f.target)))
+
+
+def apply_plan(plan: Plan, topology: Topology, timeout: float = 10.0,
+               report: Callable[[Outcome], None] = lambda outcome: None) -> list[Outcome]:
+    """Connect to the clusters the plan changes and apply it."""
+    if plan.has_errors:
+        raise MmplanError("the plan has errors; nothing was applied", hint="fix the problems the plan lists")
+    admins: dict[str, Admin] = {}
+    try:
+        for alias in dict.fromkeys(c.cluster for c in plan.pending):
+            admins[alias] = Admin.connect(alias, topology.clusters[alias], timeout=timeout)
+        return apply_changes(plan, admins, report)
+    finally:
+        for admin in admins.values():
+            admin.close()
+
+
+def verify_saved(saved: SavedPlan, file: str, timeout: float = 10.0) -> None:
+    """Refuse a saved plan whose live state has changed since it was made, saying what changed."""
+    snapshot = read_snapshot(saved.topology, list(saved.fingerprints), timeout=timeout)
+    now = snapshot.fingerprints()
+    changed = [alias for alias, fp in saved.fingerprints.items() if now.get(alias) != fp]
+    if not changed:
+        return
+    compiled = compile_topology(saved.topology)
+    fresh = compute_plan(compiled, compiled.select(tuple(saved.plan.flows)), snapshot, allow_delete=any(
+        c.held is False and c.action.value == "delete" for c in saved.plan.changes))
+    old = {describe(c) for c in saved.plan.pending}
+    new = {describe(c) for c in fresh.pending}
+    lines = [f"  no longer needed: {d}" for d in sorted(old - new)]
+    lines += [f"  now also needed: {d}" for d in sorted(new - old)]
+    detail = "\n".join(lines[:10]) if lines else "  (the changes are the same, but other live state differs)"
+    raise MmplanError(f"the live state of {', '.join(changed)} changed since this plan was made:\n{detail}",
+                      where=file, hint="make a new plan with `mmplan plan --out FILE` and review it")
