@@ -86,8 +86,7 @@ def test_three_region_ring_with_identity_is_a_cycle():
 
 
 def test_one_default_hop_in_an_identity_ring_is_not_enough():
-    # the default hop names x as B.x; the identity hops keep that name; the guard of no hop looks at it
-    # except an identity hop's guard, which only looks at heartbeat lookalikes.
+    # the default hop names x as B.x, the identity hops keep that name and guard only heartbeat lookalikes
     hops = flows(("A", "B", "identity"), ("B", "C", "default"), ("C", "A", "identity"))
     [cycle] = find_cycles(hops)
     assert cycle.flow_indices == (0, 1, 2)
@@ -138,7 +137,7 @@ def test_cycles_in_a_mesh_are_reported_once_per_new_flow():
     assert all(travels(hops, c) for c in cycles)
 
 
-def test_disabled_or_self_flows_are_ignored():
+def test_self_flows_are_left_to_their_own_check():
     assert find_cycles(flows(("A", "A", "identity"))) == []
 
 
