@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from kafka import TopicPartition
 from kafka.admin import (
@@ -18,6 +20,21 @@ from kafka.admin import (
 )
 
 pytestmark = pytest.mark.kafka
+
+
+def _eventually(read, expected=None, timeout: float = 15.0):
+    """Poll `read()` until it returns `expected` (or anything truthy when None); return the last value.
+
+    Brokers answer describes from their metadata cache, which follows the controller's writes
+    (config changes, ACLs, new partitions) a moment later.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        done = value == expected if expected is not None else bool(value)
+        if done or time.monotonic() > deadline:
+            return value
+        time.sleep(0.1)
 
 
 def _topic_configs(admin, topic: str) -> dict[str, str]:
@@ -47,7 +64,8 @@ def test_create_topic_with_configs_then_alter_one(us_east, clients, unique):
     altered = admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
                                                   configs={"retention.ms": "7200000"})])
     assert altered == {"topic": {topic: "OK"}}
-    assert _topic_configs(admin, topic) == {"retention.ms": "7200000", "cleanup.policy": "compact"}
+    want = {"retention.ms": "7200000", "cleanup.policy": "compact"}
+    assert _eventually(lambda: _topic_configs(admin, topic), want) == want
 
 
 def test_add_partitions(us_east, clients, unique):
@@ -56,8 +74,10 @@ def test_add_partitions(us_east, clients, unique):
     admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True)
     response = admin.create_partitions({topic: 4})
     assert [r.error_code for r in response.results] == [0]
-    partitions = admin.describe_topics([topic])[0]["partitions"]
-    assert sorted(p["partition_index"] for p in partitions) == [0, 1, 2, 3]
+    def partitions():
+        return sorted(p["partition_index"] for p in admin.describe_topics([topic])[0]["partitions"])
+
+    assert _eventually(partitions, [0, 1, 2, 3]) == [0, 1, 2, 3]
 
 
 def test_topics_of_one_cluster_are_not_on_the_other(us_east, us_west, clients, unique):
@@ -81,14 +101,13 @@ def test_acl_create_describe_delete(us_west, clients, unique):
     created = admin.create_acls([acl])
     assert created["failed"] == [] and len(created["succeeded"]) == 1
 
-    found, error = admin.describe_acls(match)
-    assert error.errno == 0
+    found = _eventually(lambda: admin.describe_acls(match)[0])
     assert [(a.principal, a.operation, a.permission_type) for a in found] == \
         [("User:alice", ACLOperation.READ, ACLPermissionType.ALLOW)]
 
     [(_, deleted, error)] = admin.delete_acls([match])
     assert error.errno == 0 and len(deleted) == 1
-    assert admin.describe_acls(match)[0] == []
+    assert _eventually(lambda: admin.describe_acls(match)[0], []) == []
 
 
 def test_produce_and_consume_keys_and_headers_and_commit(us_east, clients, unique):

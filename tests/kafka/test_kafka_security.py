@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import yaml
 from kafka.admin import (
     ACL,
+    ACLFilter,
     ACLOperation,
     ACLPermissionType,
     ACLResourcePatternType,
@@ -33,6 +36,12 @@ def _round_trip(cfg: dict, clients, unique) -> None:
     acl = ACL(principal="User:alice", host="*", operation=ACLOperation.READ,
               permission_type=ACLPermissionType.ALLOW, resource_pattern=pattern)
     assert admin.create_acls([acl])["failed"] == []
+    deadline = time.monotonic() + 15  # the broker applies the ACL from the metadata log a moment later
+    while not admin.describe_acls(ACLFilter(principal=None, host=None, operation=ACLOperation.ANY,
+                                            permission_type=ACLPermissionType.ANY,
+                                            resource_pattern=pattern))[0]:
+        assert time.monotonic() < deadline, "the ACL never showed up"
+        time.sleep(0.1)
     producer = clients.producer(cfg, acks="all")
     producer.send(topic, key=b"k", value=b"v", headers=[("h", b"1")])
     producer.flush(timeout=30)
