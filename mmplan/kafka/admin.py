@@ -122,7 +122,9 @@ class Admin:
         metadata = self._call("list topics", client._manager.run, client._get_cluster_metadata, None)
         out = {}
         for topic in metadata["topics"]:
-            if topic["error_code"]:
+            if topic["error_code"] == Errors.UnknownTopicOrPartitionError.errno:
+                continue  # being deleted
+            if topic["error_code"] and not topic["partitions"]:
                 raise MmplanError(f"cannot describe topic {topic['name']}: "
                                   f"{response_error(topic['error_code'], None)}", where=f"cluster {self.alias}")
             parts = topic["partitions"]
