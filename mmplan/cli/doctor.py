@@ -33,5 +33,5 @@ def doctor(file: str, timeout: float, fmt: str) -> int:
             click.echo(f"{marks[c.ok]:<4} {c.cluster:<{width}}  {c.name:<15} {c.detail}")
         clusters = len({c.cluster for c in checks})
         click.echo(f"\n{failed} of {len(checks)} checks failed." if failed
-                   else f"\nAll {len(checks)} checks passed on {clusters} clusters.")
+                   else f"\nAll {len(checks)} checks passed on {clusters} cluster{'s' if clusters != 1 else ''}.")
     return 1 if failed else 0
