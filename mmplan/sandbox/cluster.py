@@ -123,7 +123,7 @@ def up(directory: str | Path = DEFAULT_DIR, aliases: list[str] | None = None, br
                               f"({len(running)} of {total} nodes)",
                               hint=f"run `mmplan sandbox down --dir {directory}` and `up` again")
         say(f"restarting the stopped sandbox in {directory}")
-        _start_and_wait(existing, timeout, say)
+        _start_and_wait(existing, timeout, say, restart=True)
         return UpResult(existing, started=True, restarted=True, files=outputs.write(existing))
 
     aliases = list(aliases or DEFAULT_CLUSTERS)
@@ -204,7 +204,7 @@ def _format(sb: Sandbox, java: str, cp: str) -> None:
                               where=str(d / "server.properties"))
 
 
-def _start_and_wait(sb: Sandbox, timeout: float, say: Progress) -> None:
+def _start_and_wait(sb: Sandbox, timeout: float, say: Progress, restart: bool = False) -> None:
     """Start every node, record its pid, and wait for each cluster; on any failure stop them all."""
     ports.check_free([p for c in sb.clusters for n in c.nodes
                       for p in (n.port, n.internal_port, n.controller_port) if p])
@@ -225,7 +225,10 @@ def _start_and_wait(sb: Sandbox, timeout: float, say: Progress) -> None:
         _wait(sb, began, timeout)
     except BaseException:
         _stop(sb, timeout=10)
-        state.state_path(sb.dir).unlink(missing_ok=True)
+        if restart:  # keep the record of a kept sandbox: its data is still there
+            state.save(sb)
+        else:
+            state.state_path(sb.dir).unlink(missing_ok=True)
         raise
     state.save(sb)
 

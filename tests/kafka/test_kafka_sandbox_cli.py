@@ -121,6 +121,14 @@ def test_down_keep_then_up_restarts_with_the_same_ports_and_data(fresh_cluster, 
     assert sandbox.down(d, keep=True) == [old_pid]
     assert process.is_ours(old_pid, d / "fresh" / "node-1") is False
 
+    port = fresh_cluster.cluster("fresh").nodes[0].port
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        with pytest.raises(MmplanError, match=f"port {port} on 127.0.0.1 is already in use"):
+            sandbox.up(d)
+    assert sandbox.load(d).cluster("fresh").nodes[0].pid is None  # still recorded, not running
+
     result = sandbox.up(d)
     assert result.started and result.restarted
     assert result.sandbox.kafka_config("fresh") == cfg
