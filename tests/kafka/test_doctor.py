@@ -18,6 +18,7 @@ from kafka.admin import (
     UserScramCredentialUpsertion,
 )
 
+from mmplan.kafka.admin import Admin
 from mmplan.kafka.doctor import CHECKS, PROBE_TOPIC, run_doctor
 from mmplan.sandbox import PASSWORD_VAR
 from mmplan.topology.loader import load_topology
@@ -112,3 +113,8 @@ def test_missing_permissions_are_each_named(kafka_sasl, restricted_user, monkeyp
     for name in set(CHECKS) - passed:
         assert checks[name].detail.startswith("not authorized"), (name, checks[name].detail)
     assert "Alter on the cluster" in checks["create ACLs"].detail
+    # The same principal's live state: ACLs it may not describe are reported unreadable, not as a failure.
+    topology = load_topology(file).topology
+    with Admin.connect("secure", topology.clusters["secure"]) as admin:
+        state = admin.read_state()
+    assert (state.acls, state.acls_readable) == ([], False)
