@@ -251,3 +251,13 @@ def test_written_topology_validates_clean(tmp_path, security):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["valid"] is True and report["findings"] == []
+
+
+def test_group_partitions_follow_java_string_hashcode():
+    from mmplan.sandbox.health import _partition_for, probe_groups
+
+    assert _partition_for("test", 8) == 3556498 % 8
+    assert _partition_for("hello", 50) == 99162322 % 50
+    assert _partition_for("polygenelubricants", 8) == 0  # hashCode is Integer.MIN_VALUE
+    groups = probe_groups(8)
+    assert sorted(_partition_for(g, 8) for g in groups) == list(range(8))

@@ -16,7 +16,7 @@ from pathlib import Path
 from mmplan.errors import MmplanError
 from mmplan.sandbox import certs, health, maven, outputs, ports, process, state
 from mmplan.sandbox.java import BROKER_JVM_FLAGS, TOOL_JVM_FLAGS, check_java
-from mmplan.sandbox.properties import log4j2_properties, render_properties, server_properties
+from mmplan.sandbox.properties import OFFSETS_PARTITIONS, log4j2_properties, render_properties, server_properties
 from mmplan.sandbox.state import SANDBOX_USER, SECURITY_MODES, Cluster, Node, Sandbox
 
 DEFAULT_DIR = ".mmplan/sandbox"
@@ -236,6 +236,7 @@ def _start_and_wait(sb: Sandbox, timeout: float, say: Progress, restart: bool = 
 def _wait(sb: Sandbox, began: dict[str, float], timeout: float) -> None:
     pending = list(sb.clusters)
     deadline = time.monotonic() + timeout
+    groups = health.probe_groups(OFFSETS_PARTITIONS)
     while pending:
         for c in list(pending):
             for n in c.nodes:
@@ -244,7 +245,8 @@ def _wait(sb: Sandbox, began: dict[str, float], timeout: float) -> None:
                     raise error(f"Kafka node {n.node_id} of cluster {c.alias} exited during start-up; "
                                 f"last lines of its log:\n{_log_tail(sb, c, n)}",
                                 where=str(sb.log_file(c, n)), hint=f"see also {sb.stdout_file(c, n)}")
-            if health.registered_brokers(sb, c, timeout_ms=3000) == len(c.nodes):
+            if (health.registered_brokers(sb, c, timeout_ms=3000) == len(c.nodes)
+                    and health.group_coordinators_ready(sb, c, groups, timeout_ms=3000)):
                 c.startup_seconds = round(time.monotonic() - began[c.alias], 1)
                 pending.remove(c)
         if pending and time.monotonic() > deadline:

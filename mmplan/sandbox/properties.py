@@ -7,6 +7,7 @@ from pathlib import Path
 from mmplan.sandbox.state import HOST, SANDBOX_USER, Cluster, Node, Sandbox
 
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+OFFSETS_PARTITIONS = 8  # __consumer_offsets partitions (Kafka's 50 make the first group use slow)
 
 
 def server_properties(sb: Sandbox, cluster: Cluster, node: Node) -> dict[str, str]:
@@ -37,7 +38,7 @@ def server_properties(sb: Sandbox, cluster: Cluster, node: Node) -> dict[str, st
         "super.users": supers,
         "allow.everyone.if.no.acl.found": "true",
         "offsets.topic.replication.factor": internal_rf,
-        "offsets.topic.num.partitions": "8",
+        "offsets.topic.num.partitions": str(OFFSETS_PARTITIONS),
         "transaction.state.log.replication.factor": internal_rf,
         "transaction.state.log.min.isr": "1",
         "transaction.state.log.num.partitions": "8",
