@@ -1,13 +1,13 @@
 """The ``cycle`` and ``topic-collision`` analyses, exact for regular filters.
 
-Every set of topic names involved is a regular language, held as a finite automaton (``interegular``):
-a hop's filter (its include patterns minus its exclude patterns), the heartbeats topics of its policy, its
-internal topics and the names its ``isCycle`` guard stops.  The guard's language follows from Java's split:
-``topicSource(t)`` is ``s`` exactly when ``t = s + sep + rest``, ``s + sep`` contains ``sep`` only at its end
-(a *piece*) and ``rest`` is not made of separators only; so the names whose chain of sources contains ``T`` are
-``piece* (T + sep) rest``.  ``Hop.replicates`` is then one automaton per hop, and naming is a map on languages
-(the default policy prepends ``<source><sep>``; identity keeps names, except those ending with the
-heartbeats name, which it names like the default policy).
+Every set of topic names involved is a regular language, held as a deterministic automaton (``_Dfa``;
+``interegular`` parses the filter patterns): a hop's filter (its include patterns minus its exclude patterns),
+the heartbeats topics of its policy, its internal topics and the names its ``isCycle`` guard stops. The
+guard's language follows from Java's split: ``topicSource(t)`` is ``s`` exactly when ``t = s + sep + rest``,
+``s + sep`` contains ``sep`` only at its end (a *piece*) and ``rest`` is not made of separators only; so the
+names whose chain of sources contains ``T`` are ``piece* (T + sep) rest``. ``Hop.replicates`` is then one
+automaton per hop, and naming is a map on languages (the default policy prepends ``<source><sep>``; identity
+keeps names, except those ending with the heartbeats name, which it names like the default policy).
 
 ``find_cycles`` follows the language of all legal topic names from every cluster along every simple path of
 hops, dropping a path as soon as no name survives it, and reports a cycle when some name arrives back at the
@@ -15,7 +15,7 @@ start.  A record that returns to any cluster it passed returns, first, along suc
 the cluster where it closes), so this decides the question exactly.  The example topic is the shortest
 origin name that makes the trip, computed backwards from the end of the path.
 
-The search is pruned by a fixed point computed first: for each start cluster, the names at every cluster
+Paths longer than two hops are pruned by a fixed point: for each start cluster, the names at every cluster
 that some walk of hops brings back to it.  Cycles are searched shortest first and the search stops once
 every flow is in a reported cycle, so an identity full mesh costs its two-cluster cycles only.
 
@@ -88,11 +88,20 @@ def find_cycles(hops: Sequence[Hop]) -> list[Cycle]:
     for hop in hops:
         outgoing.setdefault(hop.source, []).append(hop)
     clusters = list(dict.fromkeys(c for h in hops for c in (h.source, h.target)))
-    returning = {start: langs.returning(start, hops) for start in clusters}
+    returning: dict[str, dict[str, _Dfa]] = {}
+    arrive = cache(lambda hop, moved, wanted: (langs.image(hop, moved) & wanted).minimal())
     seen: set[tuple[str, ...]] = set()
     covered: set[int] = set()
     cycles: list[Cycle] = []
     steps = 0
+
+    def wanted(start: str, cluster: str, length: int) -> _Dfa:
+        """Names at ``cluster`` that can come back to ``start``; pruning pays only beyond two hops."""
+        if length == 2:
+            return langs.all
+        if start not in returning:
+            returning[start] = langs.returning(start, hops)
+        return returning[start][cluster]
 
     def search(start: str, names: _Dfa, path: list[Hop], length: int, found: list[list[Hop]]) -> None:
         nonlocal steps
@@ -114,7 +123,7 @@ def find_cycles(hops: Sequence[Hop]) -> list[Cycle]:
                 seen.add(_rotation_key(path + [hop]))
                 found.append(path + [hop])
             else:
-                arriving = (langs.image(hop, moved) & returning[start][hop.target]).minimal()
+                arriving = arrive(hop, moved, wanted(start, hop.target, length))
                 if not arriving.empty():
                     search(start, arriving, path + [hop], length, found)
 
@@ -123,7 +132,7 @@ def find_cycles(hops: Sequence[Hop]) -> list[Cycle]:
             break
         found: list[list[Hop]] = []
         for start in clusters:
-            search(start, (langs.topics & returning[start][start]).minimal(), [], length, found)
+            search(start, (langs.topics & wanted(start, start, length)).minimal(), [], length, found)
         for path in sorted(found, key=lambda p: [h.flow_index for h in p]):
             indices = tuple(h.flow_index for h in path)
             if not covered.issuperset(indices):
