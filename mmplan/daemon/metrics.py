@@ -1,0 +1,78 @@
+"""Prometheus metrics of the daemon, and the `/metrics` and `/healthz` HTTP endpoints.
+
+All updates are per batch or per poll, never per record.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+FLOW_STATES = ("starting", "running", "retrying", "failed", "stopped")
+
+
+class Metrics:
+    """The daemon's metrics, in a registry of their own (so tests can make several)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.records = Counter("mmplan_replicated_records", "Records replicated", ["flow", "topic"], registry=r)
+        self.bytes = Counter("mmplan_replicated_bytes", "Record batch bytes replicated", ["flow", "topic"],
+                             registry=r)
+        self.latency = Histogram("mmplan_replication_latency_seconds",
+                                 "From the newest record timestamp of a batch to the target's acknowledgement",
+                                 ["flow"], registry=r,
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+        self.lag = Gauge("mmplan_consumer_lag_records", "Source records not yet replicated",
+                         ["flow", "topic", "partition"], registry=r)
+        self.state = Gauge("mmplan_flow_state", "1 for the flow's current state", ["flow", "state"], registry=r)
+        self.errors = Counter("mmplan_errors", "Errors by kind", ["flow", "kind"], registry=r)
+
+    def replicated(self, flow: str, topic: str, records: int, size: int, latency_s: float | None) -> None:
+        """One forwarded batch (or several of one topic) acknowledged by the target."""
+        self.records.labels(flow, topic).inc(records)
+        self.bytes.labels(flow, topic).inc(size)
+        if latency_s is not None:
+            self.latency.labels(flow).observe(max(latency_s, 0.0))
+
+    def set_lag(self, flow: str, topic: str, partition: int, lag: int) -> None:
+        self.lag.labels(flow, topic, str(partition)).set(lag)
+
+    def set_state(self, flow: str, state: str) -> None:
+        for s in FLOW_STATES:
+            self.state.labels(flow, s).set(1 if s == state else 0)
+
+    def error(self, flow: str, kind: str) -> None:
+        self.errors.labels(flow, kind).inc()
+
+
+def serve(metrics: Metrics, port: int, health: Callable[[], tuple[bool, dict]],
+          host: str = "127.0.0.1") -> ThreadingHTTPServer:
+    """Serve /metrics and /healthz (200 when healthy, else 503; JSON detail) on a daemon thread."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+            if self.path == "/metrics":
+                body, status, kind = generate_latest(metrics.registry), 200, CONTENT_TYPE_LATEST
+            elif self.path == "/healthz":
+                ok, detail = health()
+                body, status, kind = json.dumps(detail).encode(), 200 if ok else 503, "application/json"
+            else:
+                body, status, kind = b"not found\n", 404, "text/plain"
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:  # keep scrapes out of the daemon's log
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="mmplan-metrics", daemon=True).start()
+    return server
