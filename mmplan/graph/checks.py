@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Iterator
 
 from mmplan.graph.compile import CompiledFlow, CompiledTopology, compile_topology
-from mmplan.graph.cycles import find_collisions, find_cycles
+from mmplan.graph.cycles import AnalysisTooLarge, find_collisions, find_cycles
 from mmplan.topology.findings import Finding
 from mmplan.topology.loader import LoadedTopology
 from mmplan.topology.models import SECRET_FIELDS, SECRET_REF, format_duration
@@ -90,7 +90,13 @@ def _analysable(compiled: CompiledTopology) -> list[CompiledFlow]:
 
 
 def _cycle(compiled: CompiledTopology, loaded: LoadedTopology) -> Iterator[Finding]:
-    for cycle in find_cycles([f.hop for f in _analysable(compiled)]):
+    try:
+        cycles = find_cycles([f.hop for f in _analysable(compiled)])
+    except AnalysisTooLarge as e:
+        yield loaded.finding("cycle", "error", f"the cycle check gave up ({e}): too many flows whose filters "
+                             "overlap to prove the topology free of cycles; narrow the filters", ("flows",))
+        return
+    for cycle in cycles:
         yield loaded.finding("cycle", "error",
                              f"replication cycle: {cycle.describe()}; use the default replication policy, "
                              "disable a flow, or narrow the filters", ("flows", cycle.flow_indices[0]))
