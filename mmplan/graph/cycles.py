@@ -228,7 +228,7 @@ class _Dfa:
                 sources[cls][nxt].append(state)
         blocks = [b for b in (set(self.finals), set(range(len(self.rows))) - self.finals) if b]
         block_of = {state: i for i, block in enumerate(blocks) for state in block}
-        pending = set(range(len(blocks)))
+        pending = {min(range(len(blocks)), key=lambda i: len(blocks[i]))} if len(blocks) == 2 else set()
         while pending:
             splitter = list(blocks[pending.pop()])
             for cls in range(classes):
@@ -421,18 +421,21 @@ class _Languages:
     def returning(self, start: str, hops: Sequence[Hop]) -> dict[str, _Dfa]:
         """For each cluster, the names there that some walk of ``hops`` brings back to ``start``.
 
-        A least fixed point; it exists after finitely many rounds because every language met is a Boolean
+        A least fixed point, reached in finitely many steps because every language met is a Boolean
         combination of derivatives of finitely many regular languages.
         """
         back = {c: self.nothing for h in hops for c in (h.source, h.target)}
-        changed = True
-        while changed:
-            changed = False
-            for hop in hops:
-                wanted = self.all if hop.target == start else back[hop.target]
-                grown = (back[hop.source] | self.preimage(hop, wanted)).minimal()
-                if grown != back[hop.source]:
-                    back[hop.source], changed = grown, True
+        into: dict[str, list[Hop]] = {}
+        for hop in hops:
+            into.setdefault(hop.target, []).append(hop)
+        pending = deque(hops)
+        while pending:
+            hop = pending.popleft()
+            wanted = self.all if hop.target == start else back[hop.target]
+            new = self.preimage(hop, wanted)
+            if not (new - back[hop.source]).empty():
+                back[hop.source] = (back[hop.source] | new).minimal()
+                pending.extend(h for h in into.get(hop.source, []) if h not in pending)
         return back
 
     def image(self, hop: Hop, names: _Dfa) -> _Dfa:
