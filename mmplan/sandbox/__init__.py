@@ -1,11 +1,12 @@
 """Real Apache Kafka on one machine: jars from Maven, KRaft clusters on loopback ports.
 
 Public API:
-- `up(directory, aliases, brokers, security, ...)` -> `UpResult` (`.sandbox` is a `Sandbox`)
+- `up(directory, aliases, brokers, security, base_port=, timeout=, progress=, overrides=)` -> `UpResult`
+  (`.sandbox` is a `Sandbox`; `.started` is False when it was already running)
 - `status(directory)` -> `(Sandbox, [ClusterStatus])`, `down(directory, keep=False)`, `load(directory)`
-- `Sandbox.cluster(alias)` -> `Cluster` (`.bootstrap_servers`, `.nodes`, `.cluster_id`),
-  `Sandbox.client_config()` -> kafka-python keyword arguments for the sandbox's super user
-- `KAFKA_VERSION`, `maven.resolve()`, `maven.classpath()`
+- `Sandbox.kafka_config(alias)` -> kafka-python keyword arguments (bootstrap servers and security),
+  `Sandbox.cluster(alias)` -> `Cluster` (`.bootstrap_servers`, `.nodes`, `.cluster_id`)
+- `KAFKA_VERSION` (pinned in `maven.py`), `maven.resolve()`, `maven.classpath()` (for MirrorMaker 2 and tools)
 """
 
 from mmplan.sandbox import cluster, outputs
