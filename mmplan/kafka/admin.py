@@ -233,7 +233,10 @@ class Admin:
         result, failed = self._write(list(range(len(acls))), "create ACLs", self._send, request)
         if failed is not None:
             return list(failed.values())
-        return [response_error(r.error_code, r.error_message) for r in result.results]
+        errors = [response_error(r.error_code, r.error_message) for r in result.results]
+        made = {a for a, e in zip(acls, errors, strict=True) if e is None}
+        self._settle(lambda: made <= set(self._read_acls()[0]), bool(made))
+        return errors
 
     def delete_acls(self, acls: list[AclBinding]) -> list[str | None]:
         """Delete exactly these topic ACLs (one request); an error or None for each, in order."""
@@ -243,7 +246,10 @@ class Admin:
         result, failed = self._write(list(range(len(acls))), "delete ACLs", self.kafka.delete_acls, filters)
         if failed is not None:
             return list(failed.values())
-        return [None if error is Errors.NoError else describe(error()) for _, _, error in result]
+        errors = [None if error is Errors.NoError else describe(error()) for _, _, error in result]
+        gone = {a for a, e in zip(acls, errors, strict=True) if e is None}
+        self._settle(lambda: not gone & set(self._read_acls()[0]), bool(gone))
+        return errors
 
     def delete_topics(self, names: list[str]) -> dict[str, str | None]:
         """Delete topics; name -> error or None."""
