@@ -1,0 +1,145 @@
+"""`mmplan run`: the replication daemon."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+import click
+
+from mmplan.cli.options import FILE, FLOWS, TIMEOUT
+from mmplan.daemon.logs import Redactor, setup_logging, topology_secrets
+from mmplan.daemon.metrics import Metrics, serve
+from mmplan.daemon.runner import STOP_TIMEOUT, Daemon, running_flows
+from mmplan.errors import MmplanError
+from mmplan.graph.checks import check_topology
+from mmplan.graph.compile import compile_topology
+from mmplan.kafka.config import client_config
+from mmplan.topology import findings as report
+from mmplan.topology.findings import has_errors
+from mmplan.topology.loader import load_topology
+from mmplan.topology.models import parse_duration
+
+log = logging.getLogger("mmplan.run")
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    if seconds <= 0:
+        raise click.BadParameter("must be more than 0")
+    return seconds
+
+
+@click.command()
+@FILE
+@FLOWS
+@click.option("--metrics-port", type=click.IntRange(0, 65535), metavar="PORT",
+              help="Serve Prometheus /metrics and /healthz on this port (0: any free port, logged).")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, metavar="HOST",
+              help="Address to serve metrics on (0.0.0.0 for every interface).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object per line (ts, level, logger, msg, flow, ...).")
+@click.option("--reconcile-interval", callback=_duration, metavar="DURATION",
+              help="Reload the topology and apply safe changes this often (default: the flows' shortest "
+                   "refresh_topics.interval, 60s unless set).")
+@TIMEOUT
+def run(file: str, flows: tuple[str, ...], metrics_port: int | None, metrics_host: str, log_format: str,
+        reconcile_interval: float | None, timeout: float) -> int:
+    """Replicate every enabled flow (or the --flow ones) until SIGTERM or Ctrl-C.
+
+    At start and then every reconcile interval (and on SIGHUP) it re-reads FILE and applies the safe
+    changes (creations, partition increases, config and ACL sync; never deletes) with the same code as
+    `apply`, and picks up new source topics. Exits 0 after a clean stop, 1 on errors.
+    """
+    loaded = load_topology(file)
+    findings = check_topology(loaded)
+    if has_errors(findings):
+        click.echo(report.render_text(findings, file, ""), err=True)
+        return 1
+    chosen = running_flows(compile_topology(loaded.topology).select(flows))
+    if not chosen:
+        raise MmplanError("no enabled flow to run", where=file, hint="enable a flow, or name enabled ones with --flow")
+    for alias in dict.fromkeys(a for f in chosen for a in (f.source, f.target)):
+        client_config(alias, loaded.topology.clusters[alias])  # an unset ${VAR} fails now, not in a retry loop
+    runner_factory = _flow_runner()
+
+    redact = Redactor(topology_secrets(loaded.topology))
+    metrics = Metrics()
+    daemon = Daemon(file, loaded, chosen, flow_names=flows, metrics=metrics, runner_factory=runner_factory,
+                    timeout=timeout, interval=reconcile_interval, redact=redact)
+    view = None
+    if log_format == "text" and sys.stderr.isatty():
+        from mmplan.daemon.progress import ProgressView
+
+        view = ProgressView(metrics, daemon.states, sys.stderr)
+    handler = setup_logging(log_format, stream=view.stream if view else None, redact=redact)
+    server = None
+    if metrics_port is not None:
+        try:
+            server = serve(metrics, metrics_port, daemon.health, host=metrics_host)
+        except OSError as e:
+            raise MmplanError(f"cannot serve metrics on {metrics_host}:{metrics_port}: {e.strerror or e}",
+                              hint="choose another --metrics-port") from None
+        host, port = server.server_address[:2]
+        log.info("serving http://%s:%d/metrics and /healthz", host, port, extra={"port": port})
+
+    stop = threading.Event()
+    restore = _signals(stop, daemon)
+    if view:
+        view.start()
+    try:
+        return daemon.run(stop)
+    finally:
+        restore()
+        if view:
+            view.stop()
+        if server:
+            server.shutdown()
+            server.server_close()
+        logging.getLogger().removeHandler(handler)
+
+
+def _flow_runner():
+    try:
+        from mmplan.daemon.flow import FlowRunner
+    except ImportError as e:
+        raise MmplanError(f"the replication engine is not available in this build ({e})") from None
+    return FlowRunner
+
+
+def _signals(stop: threading.Event, daemon: Daemon):
+    """SIGTERM and SIGINT stop (a second one exits at once); SIGHUP reconciles now. Returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def on_stop(signum, frame) -> None:
+        if stop.is_set():
+            log.warning("second %s: exiting without waiting for the flows", signal.Signals(signum).name)
+            sys.stderr.flush()
+            import os
+
+            os._exit(1)
+        log.info("%s: stopping (at most %ds)", signal.Signals(signum).name, int(STOP_TIMEOUT))
+        stop.set()
+
+    def on_hup(signum, frame) -> None:
+        log.info("SIGHUP: reconciling now")
+        daemon.request_reconcile()
+
+    wanted = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop}
+    if hasattr(signal, "SIGHUP"):
+        wanted[signal.SIGHUP] = on_hup
+    old = {sig: signal.signal(sig, handler) for sig, handler in wanted.items()}
+
+    def restore() -> None:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+    return restore

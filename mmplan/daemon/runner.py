@@ -1,0 +1,492 @@
+"""The daemon: every selected flow of a topology, a reconcile on a timer and on SIGHUP, a bounded stop.
+
+A reconcile re-reads the topology file, plans with `plan_topology` and applies the safe part of the plan
+with `apply_plan` (the very code `mmplan plan` and `mmplan apply` run; nothing here plans or applies by
+itself). Safe means: never a delete (held deletes are logged once), and topic-config and ACL changes only
+when that flow's `sync_topic_configs` / `sync_topic_acls` interval is due. Topic creations and partition
+increases are applied at every reconcile. Then each flow's `FlowRunner` is told which source topics to
+replicate: those the flow replicates whose remote topic exists on the target, as read by the plan's
+snapshot or created by this reconcile's apply. The clusters are read once per reconcile.
+
+The pure parts (`safe_changes`, `replicated_topics`, `reconcile_interval`) take plain data and are
+unit-tested without Kafka; `Daemon` is the shell around them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from mmplan.apply.execute import Outcome
+from mmplan.apply.workflow import apply_plan, plan_topology
+from mmplan.daemon.logs import Redactor, topology_secrets
+from mmplan.daemon.metrics import Metrics
+from mmplan.errors import MmplanError
+from mmplan.graph.checks import check_topology
+from mmplan.graph.compile import CompiledFlow, compile_topology
+from mmplan.plan.model import Action, Change, ChangeKind, Plan
+from mmplan.plan.summary import SYMBOL, describe
+from mmplan.state.snapshot import Snapshot
+from mmplan.topology.findings import has_errors
+from mmplan.topology.loader import LoadedTopology, load_topology
+from mmplan.topology.models import Topology, format_duration
+
+log = logging.getLogger("mmplan.run")
+
+STOP_TIMEOUT = 30.0
+CONFIG_KINDS = (ChangeKind.set_config, ChangeKind.unset_config)
+ACL_KINDS = (ChangeKind.create_acl,)
+
+
+class Runner(Protocol):
+    """What the daemon needs of a flow's replication loop (`mmplan.daemon.flow.FlowRunner`)."""
+
+    name: str
+    state: str
+    error: str | None
+
+    def set_topics(self, source_topics: Iterable[str]) -> None: ...
+
+    def run(self, stop: threading.Event) -> None: ...
+
+
+RunnerFactory = Callable[..., Runner]
+
+
+# --- the pure parts -------------------------------------------------------------------------------------------
+
+
+def reconcile_interval(flows: Iterable[CompiledFlow], override: float | None = None) -> float:
+    """Seconds between reconciles: `--reconcile-interval`, else the shortest `refresh_topics.interval`."""
+    if override is not None:
+        return override
+    return min((f.settings.refresh_topics.interval for f in flows), default=60.0)
+
+
+@dataclass
+class SyncClock:
+    """When each flow's topic-config and ACL sync is next due (monotonic seconds); due at once when unknown."""
+
+    configs: dict[str, float] = field(default_factory=dict)
+    acls: dict[str, float] = field(default_factory=dict)
+
+    def configs_due(self, flow: str, now: float) -> bool:
+        return self.configs.get(flow, 0.0) <= now
+
+    def acls_due(self, flow: str, now: float) -> bool:
+        return self.acls.get(flow, 0.0) <= now
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A plan's pending changes split into what the daemon applies now and what it leaves."""
+
+    apply: list[Change]
+    held_deletes: list[Change]
+    deferred: list[Change]
+
+    def plan(self, plan: Plan) -> Plan:
+        """The plan to hand to `apply_plan`: the same plan with only the changes to make now."""
+        return plan.model_copy(update={"changes": list(self.apply)})
+
+
+def safe_changes(plan: Plan, clock: SyncClock, now: float) -> Selection:
+    """Deletes never (held or not); config and ACL changes of a flow only when its sync is due; the rest now.
+
+    Changes without a flow (none today) are applied at once.
+    """
+    apply, held, deferred = [], [], []
+    for change in plan.changes:
+        if change.action is Action.delete:
+            held.append(change)
+        elif change.flow and change.kind in CONFIG_KINDS and not clock.configs_due(change.flow, now):
+            deferred.append(change)
+        elif change.flow and change.kind in ACL_KINDS and not clock.acls_due(change.flow, now):
+            deferred.append(change)
+        else:
+            apply.append(change)
+    return Selection(apply, held, deferred)
+
+
+def advance_clock(clock: SyncClock, flows: Iterable[CompiledFlow], selection: Selection,
+                  outcomes: Iterable[Outcome], now: float) -> None:
+    """After an apply: a flow whose due config/ACL changes all succeeded (or had none) is next due an interval
+    later; one with a failure stays due, so the next reconcile retries."""
+    failed_configs = {o.change.flow for o in outcomes if not o.ok and o.change.kind in CONFIG_KINDS}
+    failed_acls = {o.change.flow for o in outcomes if not o.ok and o.change.kind in ACL_KINDS}
+    for flow in flows:
+        s = flow.settings
+        if clock.configs_due(flow.name, now) and flow.name not in failed_configs:
+            clock.configs[flow.name] = now + s.sync_topic_configs.interval
+        if clock.acls_due(flow.name, now) and flow.name not in failed_acls:
+            clock.acls[flow.name] = now + s.sync_topic_acls.interval
+
+
+def replicated_topics(flows: Iterable[CompiledFlow], snapshot: Snapshot,
+                      created: Iterable[tuple[str, str]] = ()) -> dict[str, list[str]]:
+    """For each flow whose source and target were read: the source topics it replicates whose remote topic
+    exists on the target (in the snapshot, or in `created`: (cluster, topic) pairs this reconcile created).
+
+    Flows with a cluster missing from the snapshot are left out: their runners keep their last topics.
+    """
+    made = set(created)
+    out: dict[str, list[str]] = {}
+    for flow in flows:
+        source, target = snapshot.clusters.get(flow.source), snapshot.clusters.get(flow.target)
+        if source is None or target is None:
+            continue
+        out[flow.name] = sorted(
+            name for name in source.topics
+            if flow.hop.replicates(name)
+            and ((remote := flow.policy.remote_topic(name)) in target.topics or (flow.target, remote) in made))
+    return out
+
+
+def created_topics(outcomes: Iterable[Outcome]) -> set[tuple[str, str]]:
+    return {(o.change.cluster, o.change.topic) for o in outcomes
+            if o.ok and o.change.kind is ChangeKind.create_topic}
+
+
+def running_flows(compiled_flows: Iterable[CompiledFlow]) -> list[CompiledFlow]:
+    """The flows the daemon runs: the enabled ones. (Flows with `engine: connect` will be left out too.)"""
+    return [f for f in compiled_flows if f.settings.enabled]
+
+
+# --- the shell ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Current:
+    """The last good topology: what the daemon runs."""
+
+    loaded: LoadedTopology
+    digest: str
+    flows: list[CompiledFlow]
+
+
+@dataclass
+class Slot:
+    flow: CompiledFlow
+    runner: Runner
+    stop: threading.Event
+    thread: threading.Thread
+    identity: Any
+    topics: list[str] | None = None
+
+
+@dataclass
+class ReconcileResult:
+    at: datetime
+    ok: bool
+    summary: str
+    seconds: float
+
+    def doc(self) -> dict:
+        return {"at": self.at.isoformat(timespec="seconds").replace("+00:00", "Z"), "ok": self.ok,
+                "result": self.summary, "seconds": round(self.seconds, 3)}
+
+
+def load_checked(file: str, flow_names: tuple[str, ...]) -> tuple[LoadedTopology, list[CompiledFlow]]:
+    """Read, check and select: the topology and the flows to run. Raises MmplanError (TopologyError for
+    parse/schema problems) when it is not fit to run; check findings are in the message."""
+    loaded = load_topology(file)
+    findings = check_topology(loaded)
+    if has_errors(findings):
+        errors = [f for f in findings if f.severity == "error"]
+        first = errors[0]
+        where = f"{file}:{first.line}" if first.line else file
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise MmplanError(f"{first.message} [{first.code}]{more}", where=where,
+                          hint="`mmplan validate` lists every finding")
+    flows = running_flows(compile_topology(loaded.topology).select(flow_names))
+    if not flows:
+        raise MmplanError("no enabled flow to run", where=file,
+                          hint="enable a flow, or name enabled ones with --flow")
+    return loaded, flows
+
+
+def _digest(file: str) -> str:
+    try:
+        return hashlib.sha256(Path(file).read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def _identity(flow: CompiledFlow, topology: Topology) -> Any:
+    """What a runner was built from: a change restarts it."""
+    return (flow.source, flow.target, flow.settings,
+            topology.clusters.get(flow.source), topology.clusters.get(flow.target))
+
+
+class Daemon:
+    """Runs the flows of one topology file until `stop` is set.
+
+    `runner_factory(flow, topology, metrics=..., logger=...)` makes a flow's runner (`FlowRunner`).
+    """
+
+    def __init__(self, file: str, loaded: LoadedTopology, flows: list[CompiledFlow], *,
+                 flow_names: tuple[str, ...] = (), metrics: Metrics | None = None,
+                 runner_factory: RunnerFactory, timeout: float = 10.0, interval: float | None = None,
+                 redact: Redactor | None = None, stop_timeout: float = STOP_TIMEOUT,
+                 plan_fn: Callable[..., Any] = plan_topology, apply_fn: Callable[..., Any] = apply_plan) -> None:
+        self.file = file
+        self.flow_names = flow_names
+        self.metrics = metrics or Metrics()
+        self.runner_factory = runner_factory
+        self.timeout = timeout
+        self.interval_override = interval
+        self.redact = redact or Redactor()
+        self.redact.update(topology_secrets(loaded.topology))
+        self.stop_timeout = stop_timeout
+        self._plan, self._apply = plan_fn, apply_fn
+        self.current = Current(loaded, _digest(file), flows)
+        self.stale: str | None = None  # why the file on disk is not the topology running
+        self.last: ReconcileResult | None = None
+        self.clock = SyncClock()
+        self.slots: dict[str, Slot] = {}
+        self._logged_held: set[tuple[str, str]] = set()
+        self._lock = threading.RLock()
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+
+    # -- health ---------------------------------------------------------------------------------------------
+
+    @property
+    def interval(self) -> float:
+        return reconcile_interval(self.current.flows, self.interval_override)
+
+    def states(self) -> dict[str, tuple[str, str | None]]:
+        with self._lock:
+            slots = dict(self.slots)
+        out = {}
+        for flow in self.current.flows:
+            slot = slots.get(flow.name)
+            out[flow.name] = (slot.runner.state, slot.runner.error) if slot else ("starting", None)
+        for name, slot in slots.items():
+            out.setdefault(name, (slot.runner.state, slot.runner.error))
+        return out
+
+    def health(self) -> tuple[bool, dict]:
+        """Healthy when every flow is running. The detail: each flow's state and error, the last reconcile,
+        and why the topology file is not the one running, if it is not."""
+        states = self.states()
+        detail = {
+            "ok": bool(states) and all(state == "running" for state, _ in states.values()),
+            "flows": {name: {"state": state, "error": error} for name, (state, error) in states.items()},
+            "reconcile": self.last.doc() if self.last else None,
+            "reconcile_interval_s": self.interval,
+            "topology": {"file": self.file, "stale": self.stale},
+        }
+        return detail["ok"], self.redact.value(detail)
+
+    # -- reconcile ------------------------------------------------------------------------------------------
+
+    def reload(self) -> Current:
+        """The topology to reconcile with: the file if it changed and is fit to run, else the last good one."""
+        digest = _digest(self.file)
+        if digest == self.current.digest:
+            self.stale = None  # back to the topology running (or never changed)
+            return self.current
+        try:
+            loaded, flows = load_checked(self.file, self.flow_names)
+        except MmplanError as e:
+            why = e.render().replace("\n", "; ")
+            if why != self.stale:
+                log.error("the topology file changed but cannot be used, running the last good one: %s", why,
+                          extra={"file": self.file})
+            self.stale = why
+            return self.current
+        log.info("topology reloaded: %d flow(s) to run", len(flows), extra={"file": self.file})
+        self.stale = None
+        self.redact.update(topology_secrets(loaded.topology))
+        self.current = Current(loaded, digest, flows)
+        return self.current
+
+    def reconcile(self) -> ReconcileResult:
+        """One reconcile; never raises. Starts, restarts and stops runners to match the topology."""
+        started = time.monotonic()
+        at = datetime.now(timezone.utc)
+        ok, summary = True, ""
+        topics: dict[str, list[str]] = {}
+        try:
+            current = self.reload()
+            live = self._plan(current.loaded, tuple(f.name for f in current.flows), allow_delete=False,
+                              timeout=self.timeout)
+            plan, snapshot = live.plan, live.snapshot
+            if plan.has_errors:
+                errors = [p for p in plan.problems if p.severity == "error"]
+                for p in errors:
+                    log.error("reconcile: %s", p.message, extra={"code": p.code, **_ctx(p.flow, p.cluster)})
+                ok, summary = False, f"{len(errors)} error(s): " + "; ".join(p.message for p in errors[:3])
+                topics = replicated_topics(current.flows, snapshot)
+            else:
+                ok, summary, topics = self._apply_safe(current, plan, snapshot)
+        except MmplanError as e:
+            ok, summary = False, e.render().replace("\n", "; ")
+            log.error("reconcile failed: %s", summary)
+        except Exception as e:  # a bug or an unexpected client error: keep the flows going, retry later
+            ok, summary = False, f"{type(e).__name__}: {e}"
+            log.exception("reconcile failed unexpectedly")
+        if self.stale:
+            summary += f" (topology file not used: {self.stale})"
+        self._hand_out(topics)
+        self.last = ReconcileResult(at, ok, summary, time.monotonic() - started)
+        return self.last
+
+    def _apply_safe(self, current: Current, plan: Plan, snapshot: Snapshot) -> tuple[bool, str, dict]:
+        now = time.monotonic()
+        selection = safe_changes(plan, self.clock, now)
+        for change in selection.held_deletes:
+            key = (change.cluster, describe(change))
+            if key not in self._logged_held:
+                self._logged_held.add(key)
+                log.warning("held: %s %s: %s (the daemon never deletes; run `mmplan apply --allow-delete`)",
+                            SYMBOL[change.action], change.cluster, describe(change), extra=_ctx(change.flow, None))
+        if selection.deferred:
+            log.debug("%d config/ACL change(s) wait for their flow's sync interval", len(selection.deferred))
+        outcomes: list[Outcome] = []
+        if selection.apply:
+            try:
+                outcomes = self._apply(selection.plan(plan), current.loaded.topology, timeout=self.timeout,
+                                       report=_log_outcome)
+            except MmplanError as e:
+                # nothing created: hand out what the snapshot shows, and retry the changes next time
+                why = e.render().replace("\n", "; ")
+                log.error("reconcile: apply failed: %s", why)
+                return False, f"apply failed: {why}", replicated_topics(current.flows, snapshot)
+        advance_clock(self.clock, current.flows, selection, outcomes, now)
+        failed = [o for o in outcomes if not o.ok]
+        topics = replicated_topics(current.flows, snapshot, created_topics(outcomes))
+        summary = f"applied {len(outcomes) - len(failed)} of {len(outcomes)} change(s)"
+        if failed:
+            summary += f", {len(failed)} failed"
+        if selection.held_deletes:
+            summary += f", {len(selection.held_deletes)} delete(s) held"
+        if selection.deferred:
+            summary += f", {len(selection.deferred)} config/ACL change(s) wait for their sync interval"
+        log.info("reconcile: %s; replicating %s", summary,
+                 ", ".join(f"{name}: {len(t)} topic(s)" for name, t in topics.items()) or "nothing yet")
+        return not failed, summary, topics
+
+    def _hand_out(self, topics: Mapping[str, list[str]]) -> None:
+        """Match the runners to the current flows, and give each its topics (before a new one starts)."""
+        with self._lock:
+            if self.stopping.is_set():
+                return
+            wanted = {f.name: f for f in self.current.flows}
+            topology = self.current.loaded.topology
+            for name in [n for n in self.slots if n not in wanted]:
+                log.info("flow removed from the topology: stopping it", extra={"flow": name})
+                self._stop_slot(self.slots.pop(name))
+            for name, flow in wanted.items():
+                slot = self.slots.get(name)
+                identity = _identity(flow, topology)
+                if slot is not None and slot.identity != identity:
+                    log.info("flow settings changed: restarting it", extra={"flow": name})
+                    self._stop_slot(self.slots.pop(name))
+                    slot = None
+                if slot is None:
+                    slot = self._new_slot(flow, topology, identity)
+                    self.slots[name] = slot
+                if name in topics and topics[name] != slot.topics:
+                    slot.runner.set_topics(topics[name])
+                    if slot.topics is not None or topics[name]:
+                        log.info("replicating %d topic(s)", len(topics[name]),
+                                 extra={"flow": name, "topics": topics[name][:50]})
+                    slot.topics = topics[name]
+                if not slot.thread.is_alive() and slot.thread.ident is None:
+                    slot.thread.start()
+
+    def _new_slot(self, flow: CompiledFlow, topology: Topology, identity: Any) -> Slot:
+        runner = self.runner_factory(flow, topology, metrics=self.metrics,
+                                     logger=logging.getLogger(f"mmplan.flow.{flow.name}"))
+        stop = threading.Event()
+
+        def run() -> None:
+            try:
+                runner.run(stop)
+            except Exception:  # FlowRunner.run never raises; a stand-in might
+                log.exception("flow runner crashed", extra={"flow": flow.name})
+            if not stop.is_set():
+                log.error("flow stopped on its own: %s", runner.error or "no error given",
+                          extra={"flow": flow.name, "state": runner.state})
+
+        thread = threading.Thread(target=run, name=f"mmplan-flow-{flow.name}", daemon=True)
+        return Slot(flow, runner, stop, thread, identity)
+
+    def _stop_slot(self, slot: Slot, timeout: float | None = None) -> bool:
+        slot.stop.set()
+        if slot.thread.ident is None:
+            return True
+        slot.thread.join(self.stop_timeout if timeout is None else timeout)
+        if slot.thread.is_alive():
+            log.error("flow did not stop within %s", format_duration(self.stop_timeout),
+                      extra={"flow": slot.flow.name})
+            return False
+        return True
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+
+    def reconcile_loop(self) -> None:
+        """Reconcile now, then every interval and whenever `wake` is set, until stopping."""
+        while not self.stopping.is_set():
+            self.wake.clear()
+            self.reconcile()
+            self.wake.wait(self.interval)
+
+    def request_reconcile(self) -> None:
+        self.wake.set()
+
+    def run(self, stop: threading.Event, poll: float = 0.5) -> int:
+        """Run until `stop` is set; then stop every flow (bounded). 0 when all stopped cleanly, else 1."""
+        log.info("mmplan run: %d flow(s): %s; reconcile every %s", len(self.current.flows),
+                 ", ".join(f.name for f in self.current.flows), format_duration(self.interval),
+                 extra={"file": self.file})
+        reconciler = threading.Thread(target=self.reconcile_loop, name="mmplan-reconcile", daemon=True)
+        reconciler.start()
+        while not stop.wait(poll):  # a timed wait lets the main thread run signal handlers
+            pass
+        return self.shutdown()
+
+    def shutdown(self) -> int:
+        log.info("stopping: draining and committing every flow")
+        with self._lock:
+            self.stopping.set()
+            self.wake.set()
+            slots = list(self.slots.values())
+        for slot in slots:
+            slot.stop.set()
+        deadline = time.monotonic() + self.stop_timeout
+        clean = True
+        for slot in slots:
+            if slot.thread.ident is not None:
+                slot.thread.join(max(0.0, deadline - time.monotonic()))
+            if slot.thread.is_alive():
+                clean = False
+                log.error("flow did not stop within %s", format_duration(self.stop_timeout),
+                          extra={"flow": slot.flow.name})
+        log.info("stopped" if clean else "stopped, but some flows did not finish draining")
+        return 0 if clean else 1
+
+
+def _ctx(flow: str | None, cluster: str | None) -> dict:
+    return {k: v for k, v in (("flow", flow), ("cluster", cluster)) if v}
+
+
+def _log_outcome(outcome: Outcome) -> None:
+    change = outcome.change
+    what = f"{SYMBOL[change.action]} {change.cluster}: {describe(change)}"
+    extra = {"change": change.kind.value, **_ctx(change.flow, change.cluster)}
+    if outcome.ok:
+        log.info("applied %s", what, extra=extra)
+    elif outcome.skipped:
+        log.warning("skipped %s: %s", what, outcome.error, extra=extra)
+    else:
+        log.error("failed %s: %s", what, outcome.error, extra=extra)
