@@ -76,6 +76,14 @@ def test_topics_created_by_this_reconcile_count():
     assert replicated_topics([flow], snapshot(EAST, west), created) == {"us-east->us-west": ["orders", "payments"]}
 
 
+def test_a_source_topic_created_by_this_reconcile_counts_too():
+    [flow] = compiled().flows
+    east = cluster("us-east", topic("orders"))
+    created = {("us-east", "heartbeats"), ("us-west", "us-east.heartbeats"), ("us-west", "us-east.orders")}
+    assert replicated_topics([flow], snapshot(east, cluster("us-west")), created) == {
+        "us-east->us-west": ["heartbeats", "orders"]}
+
+
 def test_filters_internal_topics_and_cycles_are_never_handed_out():
     [flow] = compiled("  - {source: us-east, target: us-west, topics: {include: ['pay.*', 'us-west\\..*']}}\n").flows
     west = in_sync(EAST, (topic("us-east.us-west.orders"), topic("us-east.mm2-offset-syncs.us-west.internal")))
@@ -260,7 +268,7 @@ def test_failed_creation_is_not_handed_out_and_nothing_is_reread(tmp_path):
     fake.fail_apply = {"us-east.orders"}
     result = daemon.reconcile()
     assert not result.ok and "1 failed" in result.summary
-    assert StandIn.made[0].topics == [["payments"]]
+    assert StandIn.made[0].topics == [["heartbeats", "payments"]]  # heartbeats: created on both sides
     daemon.shutdown()
 
 
@@ -286,7 +294,7 @@ def test_unreachable_cluster_fails_the_reconcile_and_keeps_the_topics(tmp_path):
     fake.snap = snapshot(east, unreachable={"us-west": "timed out"})
     result = daemon.reconcile()
     assert not result.ok and "timed out" in result.summary
-    assert runner.topics == [["orders"]]  # not emptied
+    assert runner.topics == [["heartbeats", "orders"]]  # not emptied
     assert len(fake.applied) == 1  # nothing applied on a plan with errors
     assert StandIn.made == [runner]  # still the same runner
     daemon.shutdown()
@@ -299,7 +307,7 @@ def test_new_topic_is_picked_up_at_the_next_reconcile(tmp_path):
     fake.snap = snapshot(cluster("us-east", topic("orders"), topic("fresh")),
                          cluster("us-west", topic("us-east.orders")))
     daemon.reconcile()
-    assert StandIn.made[0].topics == [["orders"], ["fresh", "orders"]]
+    assert StandIn.made[0].topics == [["heartbeats", "orders"], ["fresh", "heartbeats", "orders"]]
     daemon.reconcile()  # unchanged: not told again
     assert len(StandIn.made[0].topics) == 2
     daemon.shutdown()
@@ -314,7 +322,7 @@ def test_invalid_reload_keeps_the_last_good_topology(tmp_path):
     assert "topology file not used" in result.summary and "YAML" in daemon.stale
     ok, detail = daemon.health()
     assert "YAML" in detail["topology"]["stale"]
-    assert StandIn.made[0].topics == [["orders"]] and len(StandIn.made) == 1
+    assert StandIn.made[0].topics == [["heartbeats", "orders"]] and len(StandIn.made) == 1
     # a check error (a flow to an undeclared cluster) is refused the same way
     write_topology(tmp_path / "topology.yaml", "  - {source: us-east, target: nowhere}\n")
     daemon.reconcile()

@@ -74,8 +74,8 @@ class ProgressView:
         self._stop.set()
         if self._thread.ident is not None:
             self._thread.join(2 * self.period)
+        self.refresh()  # leave the final state on screen, below the last log line
         with self._lock:
-            self._draw(self._lines)  # leave the last state on screen
             self._shown = 0
 
     def _loop(self) -> None:

@@ -132,7 +132,8 @@ def advance_clock(clock: SyncClock, flows: Iterable[CompiledFlow], selection: Se
 def replicated_topics(flows: Iterable[CompiledFlow], snapshot: Snapshot,
                       created: Iterable[tuple[str, str]] = ()) -> dict[str, list[str]]:
     """For each flow whose source and target were read: the source topics it replicates whose remote topic
-    exists on the target (in the snapshot, or in `created`: (cluster, topic) pairs this reconcile created).
+    exists on the target. Existing means in the snapshot, or in `created`: the (cluster, topic) pairs this
+    reconcile created (on the target, and on the source too: its heartbeats topic, say).
 
     Flows with a cluster missing from the snapshot are left out: their runners keep their last topics.
     """
@@ -142,8 +143,9 @@ def replicated_topics(flows: Iterable[CompiledFlow], snapshot: Snapshot,
         source, target = snapshot.clusters.get(flow.source), snapshot.clusters.get(flow.target)
         if source is None or target is None:
             continue
+        names = set(source.topics) | {topic for cluster, topic in made if cluster == flow.source}
         out[flow.name] = sorted(
-            name for name in source.topics
+            name for name in names
             if flow.hop.replicates(name)
             and ((remote := flow.policy.remote_topic(name)) in target.topics or (flow.target, remote) in made))
     return out
@@ -371,7 +373,9 @@ class Daemon:
             summary += f", {len(selection.held_deletes)} delete(s) held"
         if selection.deferred:
             summary += f", {len(selection.deferred)} config/ACL change(s) wait for their sync interval"
-        log.info("reconcile: %s; replicating %s", summary,
+        # the first reconcile and every one that changed something are news; a quiet one is not
+        log.log(logging.INFO if outcomes or self.last is None else logging.DEBUG,
+                "reconcile: %s; replicating %s", summary,
                  ", ".join(f"{name}: {len(t)} topic(s)" for name, t in topics.items()) or "nothing yet")
         return not failed, summary, topics
 
