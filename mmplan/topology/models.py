@@ -103,7 +103,7 @@ class SyncGroupOffsets(_Strict):
 class Heartbeats(_Strict):
     enabled: bool = True
     interval: Duration = 1.0
-    topic: str = "heartbeats"
+    topic: str = Field("heartbeats", min_length=1)
 
 
 class Checkpoints(_Strict):
