@@ -272,15 +272,17 @@ def test_failed_creation_is_not_handed_out_and_nothing_is_reread(tmp_path):
     daemon.shutdown()
 
 
-def test_held_deletes_are_logged_once(tmp_path, caplog):
+def test_held_deletes_and_warnings_are_logged_once(tmp_path, caplog):
     east = cluster("us-east", topic("orders"))
-    west = cluster("us-west", topic("us-east.orders"), topic("us-east.gone"))
+    west = cluster("us-west", topic("us-east.orders", 5), topic("us-east.gone"))
     daemon, fake = make_daemon(tmp_path, snapshot(east, west))
     with caplog.at_level(logging.INFO, logger="mmplan"):
         daemon.reconcile()
         daemon.reconcile()
     held = [r for r in caplog.records if r.getMessage().startswith("held:")]
     assert len(held) == 1 and "us-east.gone" in held[0].getMessage()
+    [mismatch] = [r for r in caplog.records if getattr(r, "code", None) == "partition-mismatch"]
+    assert mismatch.levelname == "WARNING" and mismatch.flow == "us-east->us-west"
     assert all(c.kind is not ChangeKind.delete_topic for p in fake.applied for c in p.changes)
     daemon.shutdown()
 

@@ -254,6 +254,7 @@ class Daemon:
         self.clock = SyncClock()
         self.slots: dict[str, Slot] = {}
         self._logged_held: set[tuple[str, str]] = set()
+        self._logged_warnings: set[tuple[str, str]] = set()
         self._lock = threading.RLock()
         self.stopping = threading.Event()
         self.wake = threading.Event()
@@ -265,8 +266,7 @@ class Daemon:
         return reconcile_interval(self.current.flows, self.interval_override)
 
     def states(self) -> dict[str, tuple[str, str | None]]:
-        with self._lock:
-            slots = dict(self.slots)
+        slots = dict(self.slots)  # no lock: /healthz must answer while a flow restarts
         out = {}
         for flow in self.current.flows:
             slot = slots.get(flow.name)
@@ -322,6 +322,7 @@ class Daemon:
             live = self._plan(current.loaded, tuple(f.name for f in current.flows), allow_delete=False,
                               timeout=self.timeout)
             plan, snapshot = live.plan, live.snapshot
+            self._log_warnings(plan)
             if plan.has_errors:
                 errors = [p for p in plan.problems if p.severity == "error"]
                 for p in errors:
@@ -341,6 +342,13 @@ class Daemon:
         self._hand_out(topics)
         self.last = ReconcileResult(at, ok, summary, time.monotonic() - started)
         return self.last
+
+    def _log_warnings(self, plan: Plan) -> None:
+        """A plan's warnings (a partition mismatch, replication-factor drift) once each, not every reconcile."""
+        for p in plan.problems:
+            if p.severity != "error" and (p.code, p.message) not in self._logged_warnings:
+                self._logged_warnings.add((p.code, p.message))
+                log.warning("%s", p.message, extra={"code": p.code, **_ctx(p.flow, p.cluster)})
 
     def _apply_safe(self, current: Current, plan: Plan, snapshot: Snapshot) -> tuple[bool, str, dict]:
         now = time.monotonic()
@@ -380,32 +388,42 @@ class Daemon:
         return not failed, summary, topics
 
     def _hand_out(self, topics: Mapping[str, list[str]]) -> None:
-        """Match the runners to the current flows, and give each its topics (before a new one starts)."""
+        """Match the runners to the current flows, and give each its topics (before a new one starts).
+
+        A removed flow's runner is stopped; a flow whose settings or clusters changed gets a new runner once
+        the old one has drained (never two runners of one flow at once)."""
+        wanted = {f.name: f for f in self.current.flows}
+        topology = self.current.loaded.topology
+        identities = {name: _identity(flow, topology) for name, flow in wanted.items()}
         with self._lock:
             if self.stopping.is_set():
                 return
-            wanted = {f.name: f for f in self.current.flows}
-            topology = self.current.loaded.topology
-            for name in [n for n in self.slots if n not in wanted]:
-                log.info("flow removed from the topology: stopping it", extra={"flow": name})
-                self._stop_slot(self.slots.pop(name))
+            old = []
+            for name, slot in list(self.slots.items()):
+                if name not in wanted:
+                    log.info("flow removed from the topology: stopping it", extra={"flow": name})
+                elif slot.identity != identities[name]:
+                    log.info("flow settings changed: restarting it", extra={"flow": name})
+                else:
+                    continue
+                slot.stop.set()
+                old.append(self.slots.pop(name))
+        for slot in old:
+            self._stop_slot(slot)
+        with self._lock:
+            if self.stopping.is_set():
+                return
             for name, flow in wanted.items():
                 slot = self.slots.get(name)
-                identity = _identity(flow, topology)
-                if slot is not None and slot.identity != identity:
-                    log.info("flow settings changed: restarting it", extra={"flow": name})
-                    self._stop_slot(self.slots.pop(name))
-                    slot = None
                 if slot is None:
-                    slot = self._new_slot(flow, topology, identity)
-                    self.slots[name] = slot
+                    slot = self.slots[name] = self._new_slot(flow, topology, identities[name])
                 if name in topics and topics[name] != slot.topics:
                     slot.runner.set_topics(topics[name])
                     if slot.topics is not None or topics[name]:
                         log.info("replicating %d topic(s)", len(topics[name]),
                                  extra={"flow": name, "topics": topics[name][:50]})
                     slot.topics = topics[name]
-                if not slot.thread.is_alive() and slot.thread.ident is None:
+                if slot.thread.ident is None:
                     slot.thread.start()
 
     def _new_slot(self, flow: CompiledFlow, topology: Topology, identity: Any) -> Slot:
