@@ -28,6 +28,7 @@ from mmplan.daemon.runner import (
     SyncClock,
     advance_clock,
     created_topics,
+    flow_logger,
     reconcile_interval,
     replicated_topics,
     running_flows,
@@ -437,6 +438,20 @@ def test_json_lines_parse_and_carry_extra_fields_and_no_secret():
     assert docs[1]["msg"] == f"cannot connect with password {REDACTED}" and docs[1]["detail"]["password"] == REDACTED
     assert "RuntimeError" in docs[2]["exc"]
     assert secret not in out.getvalue() and json.dumps(secret)[1:-1] not in out.getvalue()
+
+
+def test_a_flows_log_lines_carry_its_name():
+    out = io.StringIO()
+    handler = setup_logging("json", stream=out)
+    try:
+        flow_logger("a->b").warning("retrying")
+        flow_logger("a->b").info("x", extra={"flow": "explicit"})
+    finally:
+        logging.getLogger().removeHandler(handler)
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert (first["logger"], first["flow"], first["level"]) == ("mmplan.flow.a->b", "a->b", "warning")
+    assert second["flow"] == "explicit"
+    assert len(logging.getLogger("mmplan.flow.a->b").filters) == 1
 
 
 def test_text_lines_show_extra_fields_and_no_secret():

@@ -427,8 +427,7 @@ class Daemon:
                     slot.thread.start()
 
     def _new_slot(self, flow: CompiledFlow, topology: Topology, identity: Any) -> Slot:
-        runner = self.runner_factory(flow, topology, metrics=self.metrics,
-                                     logger=logging.getLogger(f"mmplan.flow.{flow.name}"))
+        runner = self.runner_factory(flow, topology, metrics=self.metrics, logger=flow_logger(flow.name))
         stop = threading.Event()
 
         def run() -> None:
@@ -496,6 +495,27 @@ class Daemon:
                           extra={"flow": slot.flow.name})
         log.info("stopped" if clean else "stopped, but some flows did not finish draining")
         return 0 if clean else 1
+
+
+class _FlowField(logging.Filter):
+    """Gives every record of a flow's logger a `flow` field (a JSON log field; `[flow=...]` in text)."""
+
+    def __init__(self, flow: str) -> None:
+        super().__init__()
+        self.flow = flow
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "flow"):
+            record.flow = self.flow
+        return True
+
+
+def flow_logger(name: str) -> logging.Logger:
+    """The logger a flow's runner logs to: `mmplan.flow.<name>`, its records carrying `flow`."""
+    logger = logging.getLogger(f"mmplan.flow.{name}")
+    if not any(isinstance(f, _FlowField) for f in logger.filters):
+        logger.addFilter(_FlowField(name))
+    return logger
 
 
 def _ctx(flow: str | None, cluster: str | None) -> dict:
