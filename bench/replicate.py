@@ -2,7 +2,8 @@
 and the machine's ceiling (Kafka's own ProducerPerformance and ConsumerPerformance).
 
     .venv/bin/python bench/replicate.py [--dir SANDBOX_DIR] [--records 1000000] [--sizes 1024,100]
-                                        [--replicators mm2-defaults,mm2-tuned,mmplan]
+                                        [--replicators mm2-defaults,mm2-tuned,mmplan] [--rounds 1]
+    quick run:  .venv/bin/python bench/replicate.py --records 200000
 
 Without --dir it starts a sandbox (two one-broker clusters, us-east and us-west) in a temporary directory and
 stops it at the end. For each record size it:
@@ -13,13 +14,16 @@ stops it at the end. For each record size it:
    - MM2 defaults: `java -Xmx1g ... org.apache.kafka.connect.mirror.MirrorMaker mm2.properties` (dedicated mode)
      with only what a two-cluster sandbox needs (replication factors 1, a short topic refresh);
    - MM2 tuned, the rival: the same plus tasks.max=4, producer batch.size 256 KB and linger.ms 5, large fetches;
-   - mmplan: `mmplan run <topology.yaml>` (marked "not available" when `mmplan run --help` does not work);
+   - mmplan: `mmplan run <topology.yaml>` (a generated topology: the source alias and us-west, one flow with
+     replication_factor 1, the two topics, heartbeats on), SIGTERM at the end; marked "not available" while
+     `mmplan run --help` fails or the engine (mmplan.daemon.flow.FlowRunner) cannot be imported;
 3. for each run measures: records/s and MB/s from the first replicated record to the last (the remote topic's
    end offsets sampled on us-west every --sample-ms), the time from launch to the first replicated record, the
    CPU seconds of the replicator's process tree from launch to the last backlog record, its peak RSS over the
    whole run, and then the end-to-end latency p50/p99 of --latency-records records produced at
    --latency-rate records/s into a second (empty at launch) topic the replicator also copies;
-   then stops the replicator (SIGTERM, SIGKILL after --stop-timeout).
+   then stops the replicator (SIGTERM, SIGKILL after --stop-timeout). With --rounds N the replicators run N
+   times, alternating, and each figure is the median.
 
 Prints the machine, then one markdown table per record size; every replicator figure also as a ratio to tuned
 MirrorMaker 2's (value / tuned MM2's: above 1× is more for records/s and MB/s, slower/more for the others).
@@ -34,6 +38,7 @@ import re
 import shlex
 import shutil
 import signal
+import statistics
 import struct
 import subprocess
 import sys
@@ -74,6 +79,7 @@ MM2_TUNING = {
     "{source}.consumer.max.poll.records": "10000",
 }
 
+MMPLAN_COMMAND = ""  # --mmplan-command
 _running: list[subprocess.Popen] = []  # replicators and tools started by this script, stopped in `finally`
 
 
@@ -203,11 +209,10 @@ def log4j2_config(path: Path, logfile: Path) -> Path:
                     "appender.file.layout.pattern = [%d] %p %m (%c)%n\n"
                     "rootLogger.level = warn\n"
                     "rootLogger.appenderRef.file.ref = file\n"
-                    # the client configs each producer and consumer is created with, to check the tuning took
-                    "logger.pc.name = org.apache.kafka.clients.producer.ProducerConfig\n"
-                    "logger.pc.level = info\n"
-                    "logger.cc.name = org.apache.kafka.clients.consumer.ConsumerConfig\n"
-                    "logger.cc.level = info\n")
+                    # the config values each client is created with (Kafka 4.x logs them under AbstractConfig),
+                    # to check that the tuning reached MirrorMaker 2's task producers and consumers
+                    "logger.config.name = org.apache.kafka.common.config.AbstractConfig\n"
+                    "logger.config.level = info\n")
     return path
 
 
@@ -378,6 +383,8 @@ def mmplan_topology(ctx: Context, alias: str, topics: list[str]) -> str:
 
 
 def mmplan_command() -> list[str] | None:
+    if MMPLAN_COMMAND:
+        return shlex.split(MMPLAN_COMMAND)
     exe = Path(sys.executable).parent / "mmplan"
     found = str(exe) if exe.exists() else shutil.which("mmplan")
     return [found] if found else None
@@ -394,6 +401,13 @@ def mmplan_available() -> tuple[bool, str]:
         return False, f"`mmplan run --help` failed: {e}"
     if done.returncode != 0:
         return False, "not available (`mmplan run --help` fails: no `run` command yet)"
+    if MMPLAN_COMMAND:
+        return True, ""
+    # `run` can exist before the engine does (it then exits 1 at once): ask for the engine too
+    probe = subprocess.run([sys.executable, "-c", "from mmplan.daemon.flow import FlowRunner"],
+                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    if probe.returncode != 0:
+        return False, "not available (`mmplan run` exists, the engine mmplan.daemon.flow.FlowRunner not yet)"
     return True, ""
 
 
@@ -477,10 +491,26 @@ def measure_latency(ctx: Context, topic: str, remote: str, size: int, row: Row, 
         row.add_note(f"latency: {missing} of {args.latency_records} records not replicated within 30s")
 
 
-def run_replicator(ctx: Context, kind: str, size: int, topic: str, records: int) -> Row:
+def median_row(rows: list[Row]) -> Row:
+    """One row from several rounds of the same replicator: the median of each figure."""
+    if len(rows) == 1:
+        return rows[0]
+    out = Row(rows[0].name, replicator=True)
+    for attr in ("rate", "mbps", "first", "p50", "p99", "cpu", "rss"):
+        values = [getattr(r, attr) for r in rows if getattr(r, attr) is not None]
+        setattr(out, attr, statistics.median(values) if values else None)
+    out.add_note(f"median of {len(rows)} rounds, records/s " + " / ".join(_num(r.rate) for r in rows))
+    for i, r in enumerate(rows, 1):
+        kept = [n for n in r.note.split("; ") if n and not n.startswith(("all records", "tuning seen"))]
+        if kept:
+            out.add_note(f"round {i}: " + "; ".join(kept))
+    return out
+
+
+def run_replicator(ctx: Context, kind: str, size: int, topic: str, records: int, round_no: int = 1) -> Row:
     args = ctx.args
     row = Row(TITLES[kind], replicator=True)
-    alias = f"{SHORT[kind]}-{ctx.run_id}-{size}"
+    alias = f"{SHORT[kind]}{round_no}-{ctx.run_id}-{size}"
     lat_topic = f"bench.lat.{alias}"
     ctx.create_topic(lat_topic)
     remote, remote_lat = f"{alias}.{topic}", f"{alias}.{lat_topic}"
@@ -613,6 +643,8 @@ def parse_args(argv=None):
     parser.add_argument("--sizes", default="1024,100", help="record sizes in bytes")
     parser.add_argument("--replicators", default=",".join(REPLICATORS),
                         help="which replicator rows to run, in this order")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the replicators this many times, alternating, and show the median of each figure")
     parser.add_argument("--timeout", type=float, default=300,
                         help="seconds a replicator (or a ceiling tool) gets for the whole backlog")
     parser.add_argument("--stop-timeout", type=float, default=30, help="seconds from SIGTERM to SIGKILL")
@@ -621,6 +653,9 @@ def parse_args(argv=None):
     parser.add_argument("--latency-rate", type=float, default=100, help="records/s for the latency phase")
     parser.add_argument("--latency-warmup", type=int, default=20, help="records sent first and not counted")
     parser.add_argument("--mmplan-args", default="", help="extra arguments for `mmplan run`")
+    parser.add_argument("--mmplan-command", default="",
+                        help="the mmplan executable to use (default: the venv's `mmplan`); given, the engine "
+                             "check is skipped and only `<command> run --help` must work")
     parser.add_argument("--keep-topics", action="store_true", help="with --dir: keep this run's topics")
     args = parser.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",")]
@@ -641,6 +676,8 @@ def _on_sigterm(_signo, _frame):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    global MMPLAN_COMMAND
+    MMPLAN_COMMAND = args.mmplan_command
     signal.signal(signal.SIGTERM, _on_sigterm)
     java = find_java()
     cp = maven.classpath()
@@ -670,12 +707,19 @@ def main(argv=None) -> int:
             say(f"  {_num(rows[-1].rate)} records/s; ConsumerPerformance reads it back")
             rows.append(consume_ceiling(ctx, topic, records, size))
             say(f"  {_num(rows[-1].rate)} records/s")
-            for kind in args.replicators:
-                try:
-                    rows.append(run_replicator(ctx, kind, size, topic, records))
-                except Exception as e:  # noqa: BLE001 - one failed row must not lose the others
-                    say(f"{TITLES[kind]}: failed: {e!r}")
-                    rows.append(Row(TITLES[kind], replicator=True, note=f"failed: {e!r}"[:300]))
+            runs: dict[str, list[Row]] = {kind: [] for kind in args.replicators}
+            for round_no in range(1, args.rounds + 1):
+                if args.rounds > 1:
+                    say(f"round {round_no} of {args.rounds}")
+                for kind in args.replicators:
+                    if runs[kind] and "not available" in runs[kind][-1].note:
+                        continue
+                    try:
+                        runs[kind].append(run_replicator(ctx, kind, size, topic, records, round_no))
+                    except Exception as e:  # noqa: BLE001 - one failed row must not lose the others
+                        say(f"{TITLES[kind]}: failed: {e!r}")
+                        runs[kind].append(Row(TITLES[kind], replicator=True, note=f"failed: {e!r}"[:300]))
+            rows.extend(median_row(runs[kind]) for kind in args.replicators)
             table = render_table(size, records, rows)
             table += f"\n\nload average after this table: {load_average()}"
             tables.append(table)
