@@ -582,6 +582,12 @@ def run_replicator(ctx: Context, kind: str, size: int, topic: str, records: int,
                 row.add_note(f"latency measurement failed: {e!r}")
             if row.p50 is not None:
                 say(f"  latency p50 {row.p50:.1f} ms, p99 {row.p99:.1f} ms")
+            try:
+                extra = (watch.count() or 0) - records
+            except Exception:  # noqa: BLE001
+                extra = 0
+            if extra > 0:
+                row.add_note(f"{extra:,} records more than the source on the target (duplicates)")
         else:
             row.cpu = sampler.cpu_seconds()
     finally:
@@ -648,7 +654,7 @@ def parse_args(argv=None):
     parser.add_argument("--timeout", type=float, default=300,
                         help="seconds a replicator (or a ceiling tool) gets for the whole backlog")
     parser.add_argument("--stop-timeout", type=float, default=30, help="seconds from SIGTERM to SIGKILL")
-    parser.add_argument("--sample-ms", type=float, default=100, help="end-offset sampling interval")
+    parser.add_argument("--sample-ms", type=float, default=50, help="end-offset sampling interval")
     parser.add_argument("--latency-records", type=int, default=500)
     parser.add_argument("--latency-rate", type=float, default=100, help="records/s for the latency phase")
     parser.add_argument("--latency-warmup", type=int, default=20, help="records sent first and not counted")
