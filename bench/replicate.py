@@ -553,7 +553,6 @@ def run_replicator(ctx: Context, kind: str, size: int, topic: str, records: int,
                 n = watch.count() or 0
             except Exception as e:  # noqa: BLE001 - a slow broker answer is retried at the next sample
                 say(f"  offset sample failed: {e!r}")
-                n = 0
             t = time.monotonic()
             if n > 0 and first_t is None:
                 first_t, first_n = t, n
