@@ -1,0 +1,159 @@
+"""Broker connections for the hot path, through kafka-python 3.0.12's network layer (`kafka.net`).
+
+One `NetworkSelector` event loop, driven by the flow's own thread (no IO thread), carries the connections to the
+source and the target cluster (one `KafkaConnectionManager` each, with SASL/TLS from `client_config`). Requests are
+kafka-python's generated protocol classes: FetchRequest v4-12 (v13+ needs topic ids), ProduceRequest v3-9,
+InitProducerIdRequest up to v4. `records` fields pass raw batch bytes through untouched.
+
+kafka.net is young internal API; everything the engine needs from it is in this module.
+"""
+
+from __future__ import annotations
+
+import time
+
+import kafka.errors as Errors
+from kafka.future import Future
+from kafka.net.manager import KafkaConnectionManager
+from kafka.net.selector import NetworkSelector
+from kafka.protocol.consumer import FetchRequest
+from kafka.protocol.producer import InitProducerIdRequest, ProduceRequest
+from kafka.structs import TopicPartition
+
+from mmplan.kafka.config import client_config
+from mmplan.topology.models import Cluster
+
+READ_COMMITTED = 1
+MAX_IN_FLIGHT = 5  # per connection; also the broker's idempotence window per partition
+
+
+class Loop:
+    """The event loop shared by a flow's clusters; `poll` runs callbacks of finished requests."""
+
+    def __init__(self) -> None:
+        self.net = NetworkSelector(slow_task_threshold_secs=0)
+
+    def poll(self, timeout_s: float) -> None:
+        self.net.poll(timeout_ms=max(0.0, timeout_s) * 1000)
+
+    def close(self) -> None:
+        try:
+            self.net.close()
+        except Exception:  # noqa: BLE001 - closing is best-effort
+            pass
+
+
+class Link:
+    """Connections to one cluster: metadata, leaders, and raw requests to a broker."""
+
+    def __init__(self, loop: Loop, alias: str, cluster: Cluster, timeout: float = 10.0,
+                 receive_max_bytes: int = 64 << 20, client_suffix: str = "") -> None:
+        config = client_config(alias, cluster, timeout)
+        config["client_id"] = f"{config['client_id']}-{alias}{client_suffix}"
+        config["receive_message_max_bytes"] = receive_max_bytes
+        config["max_in_flight_requests_per_connection"] = MAX_IN_FLIGHT
+        config["request_timeout_ms"] = max(config["request_timeout_ms"], 35000)  # produce timeout 30 s + margin
+        config["metadata_max_age_ms"] = 30000
+        self.alias = alias
+        self.loop = loop
+        self.timeout = timeout
+        self.manager = KafkaConnectionManager(loop.net, **config)
+        self.manager.cluster.config["allow_auto_create_topics"] = False  # never create a topic by asking for it
+        self.in_flight: dict[int, int] = {}
+
+    def bootstrap(self) -> None:
+        """Connect and read metadata; raises a KafkaError (retriable or not) on failure."""
+        self.manager.bootstrap(timeout_ms=self.timeout * 1000)
+        auth = [e for e in self.manager._auth_failures.values() if e is not None]
+        if auth:
+            raise auth[0]
+
+    @property
+    def cluster(self):
+        return self.manager.cluster
+
+    def track(self, topics: set[str]) -> None:
+        """Topics to keep metadata for."""
+        if set(topics) != set(self.cluster._topics):
+            self.cluster._topics = set(topics)
+            self.cluster.request_update()
+
+    def refresh(self) -> None:
+        self.cluster.request_update()
+
+    def refresh_now(self, timeout: float | None = None) -> None:
+        """Block (driving the loop) until a fresh metadata response arrived."""
+        future = self.cluster.request_update()
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while not future.is_done and time.monotonic() < deadline:
+            self.loop.poll(0.05)
+        if future.failed():
+            raise future.exception
+
+    def leader(self, topic: str, partition: int) -> int | None:
+        node = self.cluster.leader_for_partition(TopicPartition(topic, partition))
+        return node if node is not None and node >= 0 else None
+
+    def partitions(self, topic: str) -> set[int] | None:
+        return self.cluster.partitions_for_topic(topic)
+
+    def can_send(self, node: int, limit: int = MAX_IN_FLIGHT) -> bool:
+        if self.in_flight.get(node, 0) >= limit:
+            return False
+        try:
+            conn = self.manager.get_connection(node)
+        except Errors.KafkaError:
+            return False
+        return conn.connected and not conn.paused
+
+    def connecting(self, node: int) -> None:
+        try:
+            self.manager.get_connection(node)
+        except Errors.KafkaError:
+            pass
+
+    def send(self, node: int, request) -> Future:
+        self.in_flight[node] = self.in_flight.get(node, 0) + 1
+        future = self.manager.send(request, node_id=node)
+
+        def done(_):
+            self.in_flight[node] -= 1
+
+        future.add_both(done)
+        return future
+
+    def any_node(self) -> int | None:
+        return self.manager.least_loaded_node()
+
+    def close(self) -> None:
+        try:
+            self.manager.close()
+        except Exception:  # noqa: BLE001 - closing is best-effort
+            pass
+
+
+def fetch_request(partitions: dict[str, list[tuple[int, int]]], max_bytes: int, partition_max_bytes: int,
+                  max_wait_ms: int = 500) -> FetchRequest:
+    """A read_committed full fetch (no session) of {topic: [(partition, offset)]}."""
+    P = FetchRequest.FetchTopic.FetchPartition
+    topics = [FetchRequest.FetchTopic(topic=t, partitions=[
+        P(partition=p, current_leader_epoch=-1, fetch_offset=o, last_fetched_epoch=-1, log_start_offset=-1,
+          partition_max_bytes=partition_max_bytes) for p, o in parts]) for t, parts in partitions.items()]
+    return FetchRequest(replica_id=-1, max_wait_ms=max_wait_ms, min_bytes=1, max_bytes=max_bytes,
+                        isolation_level=READ_COMMITTED, session_id=0, session_epoch=-1, topics=topics,
+                        forgotten_topics_data=[], rack_id="", min_version=4, max_version=12)
+
+
+def produce_request(batches: dict[str, list[tuple[int, bytes | bytearray]]], acks: int = -1,
+                    timeout_ms: int = 30000) -> ProduceRequest:
+    """A produce of one batch per partition: {topic: [(partition, batch)]}."""
+    T = ProduceRequest.TopicProduceData
+    topic_data = [T(name=t, partition_data=[T.PartitionProduceData(index=p, records=data) for p, data in parts])
+                  for t, parts in batches.items()]
+    return ProduceRequest(transactional_id=None, acks=acks, timeout_ms=timeout_ms, topic_data=topic_data,
+                          min_version=3, max_version=9)
+
+
+def init_producer_id_request() -> InitProducerIdRequest:
+    return InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60000, producer_id=-1,
+                                 producer_epoch=-1, max_version=4)
