@@ -42,10 +42,10 @@ def main() -> None:
 
 
 def _register() -> None:
-    from mmplan.cli import doctor, plan, sandbox, validate
+    from mmplan.cli import doctor, plan, run, sandbox, validate
 
-    for command in (validate.validate, validate.graph, validate.schema, plan.plan, plan.apply, doctor.doctor,
-                    sandbox.sandbox):
+    for command in (validate.validate, validate.graph, validate.schema, plan.plan, plan.apply, run.run,
+                    doctor.doctor, sandbox.sandbox):
         main.add_command(command)
 
 
