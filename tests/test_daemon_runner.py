@@ -383,6 +383,30 @@ def test_run_reconciles_on_wake_and_stops_cleanly(tmp_path):
     assert codes == [0] and StandIn.made[0].stopped
 
 
+class FailsAtOnce(StandIn):
+    def run(self, stop):
+        if self.name == "us-west->us-east":
+            self.state, self.error = "failed", "TOPIC_AUTHORIZATION_FAILED"
+            return
+        super().run(stop)
+
+
+def test_a_failed_flow_does_not_stop_the_others_and_the_stop_is_still_clean(tmp_path, caplog):
+    daemon, fake = make_daemon(tmp_path, snapshot(cluster("us-east"), cluster("us-west")), flows=TWO_FLOWS)
+    daemon.runner_factory = FailsAtOnce
+    with caplog.at_level(logging.ERROR, logger="mmplan"):
+        daemon.reconcile()
+        failed = next(r for r in StandIn.made if r.name == "us-west->us-east")
+        wait_for(lambda: not daemon.slots[failed.name].thread.is_alive())
+    assert any("flow stopped on its own: TOPIC_AUTHORIZATION_FAILED" in r.getMessage() for r in caplog.records)
+    ok, detail = daemon.health()
+    assert not ok and detail["flows"]["us-east->us-west"]["state"] == "running"
+    assert detail["flows"]["us-west->us-east"] == {"state": "failed", "error": "TOPIC_AUTHORIZATION_FAILED"}
+    daemon.reconcile()  # not restarted behind the operator's back: same settings, same (failed) runner
+    assert len(StandIn.made) == 2
+    assert daemon.shutdown() == 0
+
+
 def test_a_runner_that_does_not_stop_makes_the_exit_code_1(tmp_path):
     daemon, fake = make_daemon(tmp_path, snapshot(cluster("us-east"), cluster("us-west")))
     daemon.stop_timeout = 0.2
