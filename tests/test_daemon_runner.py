@@ -490,6 +490,13 @@ def test_text_lines_show_extra_fields_and_no_secret():
     assert "WARNING" in line and "[flow=a->b]" in line and "password ***" in line and "hunter2" not in line
 
 
+def test_kafka_pythons_own_lines_only_at_debug():
+    for level, kafka_level in ((logging.INFO, logging.CRITICAL), (logging.DEBUG, logging.WARNING)):
+        handler = setup_logging("text", level=level, stream=io.StringIO())
+        logging.getLogger().removeHandler(handler)
+        assert logging.getLogger("kafka").level == kafka_level
+
+
 def test_unset_secret_is_not_a_secret():
     topology = parse_topology(SECURE).topology
     assert topology_secrets(topology, env={}) == set()

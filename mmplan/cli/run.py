@@ -46,12 +46,14 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="Address to serve metrics on (0.0.0.0 for every interface).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per line (ts, level, logger, msg, flow, ...).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info",
+              show_default=True, help="debug also shows quiet reconciles and kafka-python's own warnings.")
 @click.option("--reconcile-interval", callback=_duration, metavar="DURATION",
               help="Reload the topology and apply safe changes this often (default: the flows' shortest "
                    "refresh_topics.interval, 60s unless set).")
 @TIMEOUT
 def run(file: str, flows: tuple[str, ...], metrics_port: int | None, metrics_host: str, log_format: str,
-        reconcile_interval: float | None, timeout: float) -> int:
+        log_level: str, reconcile_interval: float | None, timeout: float) -> int:
     """Replicate every enabled flow (or the --flow ones) until SIGTERM or Ctrl-C.
 
     At start and then every reconcile interval (and on SIGHUP) it re-reads FILE and applies the safe
@@ -79,7 +81,8 @@ def run(file: str, flows: tuple[str, ...], metrics_port: int | None, metrics_hos
         from mmplan.daemon.progress import ProgressView
 
         view = ProgressView(metrics, daemon.states, sys.stderr)
-    handler = setup_logging(log_format, stream=view.stream if view else None, redact=redact)
+    handler = setup_logging(log_format, level=getattr(logging, log_level.upper()),
+                            stream=view.stream if view else None, redact=redact)
     server = None
     if metrics_port is not None:
         try:

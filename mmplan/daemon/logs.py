@@ -127,5 +127,7 @@ def setup_logging(fmt: str = "text", level: int = logging.INFO, stream: TextIO |
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    logging.getLogger("kafka").setLevel(max(level, logging.WARNING))  # kafka-python is chatty at INFO
+    # kafka-python logs every failed connection attempt; mmplan reports the same trouble once, with the
+    # cluster and flow it concerns. Its own lines show only at debug level.
+    logging.getLogger("kafka").setLevel(logging.WARNING if level <= logging.DEBUG else logging.CRITICAL)
     return handler

@@ -186,6 +186,29 @@ def test_sighup_reconciles_now_and_a_broken_reload_keeps_the_last_good_topology(
     assert code == 0
 
 
+def test_an_unreachable_cluster_is_retried_and_reported_and_the_stop_stays_bounded(case):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    case.file.write_text(case.file.read_text().replace(case.pair.cluster("us-west").bootstrap_servers,
+                                                       f"127.0.0.1:{dead}"))
+    case.create("a")
+    daemon = case.run("--reconcile-interval", "1s", "--timeout", "1")
+    first = daemon.wait_log(lambda d: d["msg"].startswith("reconcile") and d["level"] == "error")
+    assert case.dst in first["msg"]
+    daemon.wait_log(lambda d: d["msg"].startswith("reconcile") and d["level"] == "error" and d["ts"] > first["ts"])
+    status, body = daemon.get("/healthz")
+    health = json.loads(body)
+    assert status == 503 and not health["ok"] and not health["reconcile"]["ok"]
+    assert case.dst in health["reconcile"]["result"]
+    # the flow's runner notices the stop once its own connection attempt gives up (kafka-python's 10 s
+    # bootstrap timeout), well within the daemon's 30 s bound
+    code, took = daemon.stop(timeout=40)
+    assert code == 0 and took < 35
+
+
 def read_all(consumer, want: int, timeout: float = 45.0) -> dict:
     got = {}
     deadline = time.monotonic() + timeout
