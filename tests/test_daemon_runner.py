@@ -38,6 +38,17 @@ from mmplan.plan.diff import compute_plan
 from mmplan.plan.model import Action, Change, ChangeKind, Plan, PlanProblem
 from mmplan.topology.loader import parse_topology
 
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """setup_logging changes process-wide levels; put them back for the tests that follow."""
+    root, kafka = logging.getLogger(), logging.getLogger("kafka")
+    levels = root.level, kafka.level
+    yield
+    root.setLevel(levels[0])
+    kafka.setLevel(levels[1])
+
+
 TWO_FLOWS = ("  - {source: us-east, target: us-west, refresh_topics: {interval: 30s}}\n"
              "  - {source: us-west, target: us-east, refresh_topics: {interval: 2m}}\n")
 
