@@ -242,7 +242,16 @@ def machine_info(java: str) -> list[str]:
     except (OSError, subprocess.TimeoutExpired):
         jv = "?"
     import kafka
+
+    import mmplan
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty"], capture_output=True,
+                              text=True, timeout=30).stdout.strip() or "?"
+    except (OSError, subprocess.TimeoutExpired):
+        head = "?"
     return [f"- CPU: {cpu}, {os.cpu_count()} cores; memory {mem}",
+            f"- mmplan {mmplan.__version__} (git {head})",
             f"- Kafka {maven.KAFKA_VERSION} (brokers, tools, MirrorMaker 2: jars from Maven Central); {jv}",
             f"- Python {sys.version.split()[0]}, kafka-python {kafka.__version__}"]
 
@@ -693,6 +702,7 @@ def main(argv=None) -> int:
     header = ["## Machine", "", *machine_info(java)]
     tables: list[str] = []
     ctx = None
+    status = 0
     try:
         if own:
             say(f"starting a sandbox in {directory}")
@@ -731,6 +741,7 @@ def main(argv=None) -> int:
             print(table + "\n", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         say("interrupted: stopping everything")
+        status = 130
     finally:
         for proc in list(_running):
             stop(proc, 10)
@@ -753,7 +764,7 @@ def main(argv=None) -> int:
           f"are the tool JVM's ({TOOL_HEAP}). MM2: java {MM2_HEAP}, dedicated mode, WARN logging; tuned adds "
           + ", ".join(f"{k.format(source='<source>', target='<target>')}={v}" for k, v in MM2_TUNING.items())
           + f". Work files: {work}")
-    return 0
+    return status
 
 
 if __name__ == "__main__":
