@@ -252,6 +252,7 @@ class _Session:
         self.last_commit = 0.0
         self.missing_remote_since: dict[str, float] = {}
         self.fetch_in_flight: set[int] = set()
+        self.next_seq: dict[TopicPartition, int] = {}  # sequences of partitions given up, kept for their return
 
     # -- life cycle ---------------------------------------------------------------------------------------------
 
@@ -334,7 +335,7 @@ class _Session:
                         part.fetch_pos = part.done_pos = offset
                         part.resetting = False
         for tp in [tp for tp, p in self.parts.items() if not p.owned and not p.busy()]:
-            del self.parts[tp]
+            self.next_seq[tp] = self.parts.pop(tp).next_seq  # this producer id's sequence goes on if it returns
 
     def _take(self, starts: dict[TopicPartition, int]) -> None:
         for tp, start in starts.items():
@@ -342,6 +343,7 @@ class _Session:
             if part is None:
                 part = self.parts[tp] = Part(tp, self.flow.policy.remote_topic(tp.topic))
                 part.fetch_pos = part.done_pos = start
+                part.next_seq = self.next_seq.pop(tp, 0)
             else:  # ours before: keep what we wrote since, unless another member got further
                 part.owned = True
                 if not part.busy() and start > part.done_pos:
@@ -547,7 +549,12 @@ class _Session:
                 e = sent.popleft()
                 part.unacked_bytes -= len(e.batch.data)
                 part.done_pos = e.next_offset
+                if part.owned:
+                    self.membership.positions[part.tp] = e.next_offset
                 self.made_progress = True
+                if self.r.state == "retrying":
+                    self.r._set_state("running")
+                    self.r.error = None
             if not sent and not part.owned:
                 part.fetch_pos = part.done_pos
 
@@ -588,6 +595,7 @@ class _Session:
             raise error()
         self.pid, self.epoch = response.producer_id, response.producer_epoch
         self.need_pid = False
+        self.next_seq.clear()
         for part in self.parts.values():  # the unacknowledged batches are numbered again, in order, when sent
             part.next_seq = 0
             for e in part.sent:
@@ -645,8 +653,12 @@ class _Session:
                 self._on_syncs(context, future)
 
     def _retriable(self, message: str) -> None:
+        """A request failed in a way that may pass: report the flow as retrying until it makes progress."""
         self.r._count_error("network")
-        self.r.log.warning("flow %s: %s", self.r.name, message)
+        if self.r.state != "retrying":
+            self.r.log.warning("flow %s: %s", self.r.name, message)
+        self.r.error = message[:500]
+        self.r._set_state("retrying")
 
     def _maybe_commit(self, force: bool = False) -> None:
         now = time.monotonic()

@@ -24,10 +24,25 @@ POLL_MS = 300
 
 
 class _Listener(ConsumerRebalanceListener):
-    def __init__(self, changes: collections.deque) -> None:
+    """Runs on the consumer's IO thread. Before partitions go (still in the old generation), it commits the
+    positions the engine reached for them, so their next owner starts there and repeats nothing written."""
+
+    def __init__(self, membership: Membership, consumer: KafkaConsumer, changes: collections.deque) -> None:
+        self.membership = membership
+        self.consumer = consumer
         self.changes = changes
 
-    def on_partitions_revoked(self, revoked):
+    async def on_partitions_revoked(self, revoked):
+        m = self.membership
+        offsets = {tp: OffsetAndMetadata(m.positions[tp], "", -1) for tp in revoked
+                   if tp in m.positions and m.positions[tp] != m._committed.get(tp)}
+        if offsets:
+            try:
+                await self.consumer._coordinator._commit_offsets_sync_async(offsets, timeout_ms=5000)
+                for tp, meta in offsets.items():
+                    m._committed[tp] = meta.offset
+            except Exception as e:  # noqa: BLE001 - the next owner starts at the previous commit
+                m.log.info("group %s: commit on revocation not done (%s)", m.group, e)
         self.changes.append(("revoked", set(revoked)))
 
     def on_partitions_assigned(self, assigned):
@@ -52,6 +67,7 @@ class Membership:
         self.refresh_ms = int(max(1.0, min(refresh_s, 300.0)) * 1000)
         self.log = log
         self.events: collections.deque = collections.deque()
+        self.positions: dict[TopicPartition, int] = {}  # written by the engine: acknowledged source positions
         self._lock = threading.Lock()
         self._topics: set[str] | None = None
         self._commit: dict[TopicPartition, int] = {}
@@ -113,7 +129,7 @@ class Membership:
                 if topics is not None and topics != subscribed:
                     subscribed = topics
                     if topics:
-                        consumer.subscribe(sorted(topics), listener=_Listener(changes))
+                        consumer.subscribe(sorted(topics), listener=_Listener(self, consumer, changes))
                     else:
                         consumer.unsubscribe()
                         changes.append(("revoked", set(self._committed)))
@@ -139,6 +155,7 @@ class Membership:
                 self.forget(tps)
                 for tp in tps:
                     self._committed.pop(tp, None)
+                    self.positions.pop(tp, None)
                 self.events.append(("revoked", tps))
                 continue
             tps = {tp for tp in tps if tp in consumer.assignment()}
