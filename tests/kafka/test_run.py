@@ -16,16 +16,15 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 from kafka.admin import NewTopic
 
 pytestmark = pytest.mark.kafka
 
-# `mmplan run` through the real click group (its error handling and exit codes), registered here in case
-# the installed entry point does not have the command yet.
-ENTRY = ("import sys; from mmplan.cli import main; from mmplan.cli.run import run; "
-         "main.add_command(run); main()")
+# the installed console script, beside this interpreter in the virtual environment
+MMPLAN = str(Path(sys.executable).with_name("mmplan"))
 
 
 class Daemon:
@@ -35,7 +34,7 @@ class Daemon:
         self.log_path = tmp_path / f"run-{uuid.uuid4().hex[:4]}.log"
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", ENTRY, "run", str(file), "--log-format", "json", "--metrics-port", "0", *args],
+            [MMPLAN, "run", str(file), "--log-format", "json", "--metrics-port", "0", *args],
             stdout=subprocess.PIPE, stderr=self._log, text=True, env={**os.environ, "NO_COLOR": "1"})
         self.port = None
 
@@ -265,7 +264,7 @@ def test_records_are_replicated_and_counted(case):
 
 def test_invalid_topology_exits_1_with_the_finding(case):
     case.file.write_text(case.file.read_text() + "  - {source: nowhere, target: " + case.dst + "}\n")
-    result = subprocess.run([sys.executable, "-c", ENTRY, "run", str(case.file)], capture_output=True, text=True,
+    result = subprocess.run([MMPLAN, "run", str(case.file)], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 1
     assert "nowhere" in result.stderr + result.stdout and "unknown-cluster" in result.stderr + result.stdout
