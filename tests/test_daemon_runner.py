@@ -308,6 +308,8 @@ def test_unreachable_cluster_fails_the_reconcile_and_keeps_the_topics(tmp_path):
     fake.snap = snapshot(east, unreachable={"us-west": "timed out"})
     result = daemon.reconcile()
     assert not result.ok and "timed out" in result.summary
+    assert daemon.metrics.registry.get_sample_value(
+        "mmplan_errors_total", {"flow": "us-east->us-west", "kind": "reconcile"}) == 1
     assert runner.topics == [["heartbeats", "orders"]]  # not emptied
     assert len(fake.applied) == 1  # nothing applied on a plan with errors
     assert StandIn.made == [runner]  # still the same runner

@@ -339,6 +339,9 @@ class Daemon:
             log.exception("reconcile failed unexpectedly")
         if self.stale:
             summary += f" (topology file not used: {self.stale})"
+        if not ok:  # `mmplan_errors_total{kind="reconcile"}`: one per failed reconcile, for each flow it covers
+            for flow in self.current.flows:
+                self.metrics.error(flow.name, "reconcile")
         self._hand_out(topics)
         self.last = ReconcileResult(at, ok, summary, time.monotonic() - started)
         return self.last
