@@ -236,7 +236,8 @@ class _Session:
         clusters = runner.topology.clusters
         suffix = "-" + uuid.uuid4().hex[:6]
         self.src = Link(self.loop, self.flow.source, clusters[self.flow.source],
-                        receive_max_bytes=runner.fetch_max_bytes + (2 << 20), client_suffix=suffix)
+                        # a fetch answers with at least one whole batch, which can exceed fetch_max_bytes
+                        receive_max_bytes=runner.fetch_max_bytes + (128 << 20), client_suffix=suffix)
         self.dst = Link(self.loop, self.flow.target, clusters[self.flow.target], client_suffix=suffix)
         self.membership: Membership | None = None
         self.parts: dict[TopicPartition, Part] = {}
