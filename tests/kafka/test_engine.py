@@ -509,3 +509,27 @@ def test_sasl_scram_cluster(tmp_path, kafka_sasl, clients, monkeypatch):
         case.stop_all()
     source = read_all(case.east_config, topic, 2)
     assert payload(read_all(case.west_config, case.remote("secure"), 2, expect=1000)) == payload(source)
+
+
+def test_stop_mid_stream_drains_commits_and_returns_promptly(case):
+    partitions, total = 4, 40_000
+    topic = case.create("stop", partitions)
+    case.apply()
+    produce(case.producer(), topic, total, partitions, headers=False)
+    runner = case.start([topic])
+    deadline = time.monotonic() + 60
+    while wait_count(case.west_config, case.remote("stop"), partitions, 1, timeout=0.1) < total // 10:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert case.stop_all(within=20) < 10
+    assert runner.state == "stopped"
+    assert sum(m.offset for m in case.east.list_group_offsets(case.flow_name)[case.flow_name].values()) > 0
+    # the committed position never runs ahead of what the target holds
+    committed = case.east.list_group_offsets(case.flow_name)[case.flow_name]
+    source = read_all(case.east_config, topic, partitions, expect=total)
+    target = read_all(case.west_config, case.remote("stop"), partitions)
+    for p in range(partitions):
+        meta = committed.get(TopicPartition(topic, p))
+        position = meta.offset if meta is not None else 0
+        assert 0 <= position <= len(source[p])
+        assert payload({0: target[p]})[0][:position] == payload({0: source[p]})[0][:position]
