@@ -240,6 +240,7 @@ class _Session:
                         receive_max_bytes=runner.fetch_max_bytes + (128 << 20), client_suffix=suffix)
         self.dst = Link(self.loop, self.flow.target, clusters[self.flow.target], client_suffix=suffix)
         self.membership: Membership | None = None
+        self.membership_error: Exception | None = None
         self.parts: dict[TopicPartition, Part] = {}
         self.done: collections.deque = collections.deque()  # (kind, context, future)
         self.pid = -1
@@ -311,7 +312,7 @@ class _Session:
         membership = self.membership
         if not membership.alive and not self.stop.is_set():
             errors = [e for kind, e in membership.events if kind == "error"]
-            error = errors[-1] if errors else None
+            error = errors[-1] if errors else self.membership_error
             if isinstance(error, _PERMANENT):
                 raise PermanentError(f"group {self.flow.name} on {self.flow.source}: {_one_line(error)}")
             raise RetriableError(f"group {self.flow.name} on {self.flow.source}: "
@@ -327,14 +328,18 @@ class _Session:
                         self._unqueue(part)
             elif kind == "assigned":
                 self._take(value)
+            elif kind == "error":
+                self.membership_error = value
             elif kind == "earliest":
                 for tp, offset in value.items():
                     part = self.parts.get(tp)
-                    if part is not None and part.owned and not part.busy():
+                    if part is None:
+                        continue
+                    if part.owned and not part.busy():
                         self.r.log.warning("flow %s: %s offset %s out of range; starting again at the earliest, %s",
                                            self.r.name, tp, part.fetch_pos, offset)
                         part.fetch_pos = part.done_pos = offset
-                        part.resetting = False
+                    part.resetting = False
         for tp in [tp for tp, p in self.parts.items() if not p.owned and not p.busy()]:
             self.next_seq[tp] = self.parts.pop(tp).next_seq  # this producer id's sequence goes on if it returns
 
@@ -347,6 +352,7 @@ class _Session:
                 part.next_seq = self.next_seq.pop(tp, 0)
             else:  # ours before: keep what we wrote since, unless another member got further
                 part.owned = True
+                part.resetting = False
                 if not part.busy() and start > part.done_pos:
                     part.fetch_pos = part.done_pos = start
             part.committed = start
@@ -395,6 +401,9 @@ class _Session:
             self.src.refresh()
             self._retriable(f"fetch from {self.flow.source} node {node}: {_one_line(future.exception)}")
             return
+        if self.r.state == "retrying" and not self.need_pid and not any(p.failed for p in self.parts.values()):
+            self.r._set_state("running")  # the source answers again and nothing waits to be resent
+            self.r.error = None
         by_tp = {part.tp: (part, offset) for part, offset in parts}
         metrics = self.r.metrics
         for topic in future.value.responses:

@@ -34,8 +34,9 @@ class _Listener(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked):
         m = self.membership
-        offsets = {tp: OffsetAndMetadata(m.positions[tp], "", -1) for tp in revoked
-                   if tp in m.positions and m.positions[tp] != m._committed.get(tp)}
+        positions = {tp: m.positions.get(tp) for tp in revoked}
+        offsets = {tp: OffsetAndMetadata(o, "", -1) for tp, o in positions.items()
+                   if o is not None and o != m._committed.get(tp)}
         if offsets:
             try:
                 await self.consumer._coordinator._commit_offsets_sync_async(offsets, timeout_ms=5000)
