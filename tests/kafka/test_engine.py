@@ -533,3 +533,30 @@ def test_stop_mid_stream_drains_commits_and_returns_promptly(case):
         position = meta.offset if meta is not None else 0
         assert 0 <= position <= len(source[p])
         assert payload({0: target[p]})[0][:position] == payload({0: source[p]})[0][:position]
+
+
+def test_unreachable_target_makes_the_flow_retry(case):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    topic = case.create("unreachable", 1)
+    topology = load_topology(case.file).topology
+    clusters = dict(topology.clusters)
+    clusters[case.dst] = clusters[case.dst].model_copy(update={"bootstrap_servers": [f"127.0.0.1:{port}"]})
+    topology = topology.model_copy(update={"clusters": clusters})
+    [flow] = compile_topology(topology).flows
+    runner = FlowRunner(flow, topology)
+    runner.set_topics([topic])
+    stop = threading.Event()
+    thread = threading.Thread(target=runner.run, args=(stop,), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while runner.state != "retrying":
+        assert time.monotonic() < deadline and thread.is_alive(), runner.state
+        time.sleep(0.1)
+    assert runner.error
+    stop.set()
+    thread.join(20)
+    assert not thread.is_alive() and runner.state == "stopped"
