@@ -33,7 +33,7 @@ pytestmark = pytest.mark.kafka
 HERE = Path(__file__).parent
 # The test producer compresses with kafka-python, which needs lz4, zstandard and python-snappy for lz4, zstd and
 # snappy (test dependencies still to be added); the engine forwards compressed batches without decompressing them.
-CODECS = ["gzip"]
+CODECS = ["gzip", "lz4", "zstd", "snappy"]
 
 
 class Case:
