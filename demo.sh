@@ -33,4 +33,24 @@ step mmplan apply "$topology" --auto-approve
 $mm apply "$topology" --auto-approve
 step mmplan plan "$topology"
 $mm plan "$topology"
+step "mmplan run $topology  (in the background), while 10,000 records go to us-east's orders"
+$mm run "$topology" --log-format json 2> .mmplan/run.log &
+daemon=$!
+.venv/bin/python - "$topology" <<'PY'
+import sys, time, yaml
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+clusters = yaml.safe_load(open(sys.argv[1]))["clusters"]
+producer = KafkaProducer(bootstrap_servers=clusters["us-east"]["bootstrap_servers"], linger_ms=5)
+for i in range(10000):
+    producer.send("orders", key=f"order-{i}".encode(), value=b'{"amount": %d}' % i)
+producer.flush()
+target = KafkaConsumer(bootstrap_servers=clusters["us-west"]["bootstrap_servers"])
+parts = [TopicPartition("us-east.orders", p) for p in range(3)]
+deadline = time.monotonic() + 60
+while (total := sum(target.end_offsets(parts).values())) < 10000 and time.monotonic() < deadline:
+    time.sleep(0.5)
+print(f"us-west now holds {total} records in us-east.orders")
+target.close()
+PY
+kill -TERM "$daemon"; wait "$daemon" || true
 printf '\nThe sandbox is still running: `%s sandbox status`, and `%s sandbox down` to stop it.\n' "$mm" "$mm"

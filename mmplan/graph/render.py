@@ -66,7 +66,7 @@ def _node_id(alias: str) -> str:
 
 def _cluster_label(compiled: CompiledTopology, alias: str) -> str:
     brokers = compiled.topology.clusters[alias].brokers if alias in compiled.topology.clusters else None
-    return alias + (f" ({brokers} brokers)" if brokers else "")
+    return alias + (f" ({brokers} broker{'s' if brokers != 1 else ''})" if brokers else "")
 
 
 def _aliases(compiled: CompiledTopology) -> list[str]:
