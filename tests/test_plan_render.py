@@ -90,3 +90,13 @@ def test_no_changes_wording():
     plan = compute_plan(c, list(c.flows), snapshot(east, in_sync(east)))
     assert render_text(plan) == "No changes. The clusters match the topology.\n"
     assert "✅ mmplan: No changes." in render_markdown(plan)
+
+
+def test_errors_never_claim_the_clusters_match():
+    c = compiled()
+    east = cluster("us-east", topic("orders"))
+    plan = compute_plan(c, list(c.flows), snapshot(east, unreachable={"us-west": "cannot connect"}))
+    text = render_text(plan)
+    assert "match" not in text and "! error[unreachable]: cluster us-west: cannot connect" in text
+    assert text.rstrip().endswith("The plan has errors: fix them before applying.")
+    assert "❌ mmplan: errors stop the plan" in render_markdown(plan)

@@ -9,7 +9,8 @@ MARKER = "<!-- mmplan-plan -->"  # lets the GitHub Action find and update its ow
 
 
 def render_markdown(plan: Plan, mermaid: str | None = None) -> str:
-    head = totals(plan) if plan.changes else "No changes. The clusters match the topology."
+    head = (totals(plan) if plan.changes else "errors stop the plan" if plan.has_errors
+            else "No changes. The clusters match the topology.")
     icon = "❌" if plan.has_errors else ("📝" if plan.pending else "✅")
     out = [MARKER, f"### {icon} mmplan: {head}", ""]
     for flow, clusters in by_flow(plan):

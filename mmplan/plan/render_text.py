@@ -31,10 +31,10 @@ def render_text(plan: Plan, color: bool = False) -> str:
             colour = "red" if problem.severity == "error" else "yellow"
             lines.append("  " + paint(f"! {problem_line(problem)}", colour))
         lines.append("")
-    if not plan.changes:
-        lines.append("No changes. The clusters match the topology.")
-    else:
-        lines.append(paint(totals(plan), "white", bold=True))
     if plan.has_errors:
         lines.append(paint("The plan has errors: fix them before applying.", "red"))
+    elif not plan.changes:
+        lines.append("No changes. The clusters match the topology.")
+    if plan.changes:
+        lines.append(paint(totals(plan), "white", bold=True))
     return "\n".join(lines) + "\n"
