@@ -127,9 +127,9 @@ def produce(producer: KafkaProducer, topic: str, count: int, partitions: int, si
     producer.flush()
 
 
-def _read_once(config: dict, topic: str, partitions: int, expect: int | None = None, timeout: float = 60.0,
+def read_all(config: dict, topic: str, partitions: int, expect: int | None = None, timeout: float = 60.0,
              committed: bool = True) -> dict[int, list[tuple]]:
-    """One consumer's read of every record of `topic` per partition."""
+    """Every record of `topic` per partition: (offset, key, value, headers, timestamp)."""
     consumer = KafkaConsumer(**config, enable_auto_commit=False, auto_offset_reset="earliest",
                              isolation_level="read_committed" if committed else "read_uncommitted",
                              fetch_max_bytes=16 << 20, max_partition_fetch_bytes=4 << 20)
@@ -154,31 +154,7 @@ def _read_once(config: dict, topic: str, partitions: int, expect: int | None = N
         consumer.close()
 
 
-def read_all(config: dict, topic: str, partitions: int, expect: int | None = None, timeout: float = 60.0,
-             committed: bool = True) -> dict[int, list[tuple]]:
-    """Every record of `topic` per partition: (offset, key, value, headers, timestamp).
-
-    A kafka-python consumer has been seen (twice in full-suite runs) to read nothing for a minute from a
-    topic whose records were all there. So a read that comes back short is checked: an open transaction on
-    the topic (its last stable offset below its high watermark) fails the test, as it would be mmplan's
-    fault; otherwise a fresh consumer reads again.
-    """
-    out = _read_once(config, topic, partitions, expect, timeout / 2, committed)
-    if expect is None or sum(map(len, out.values())) >= expect:
-        return out
-    tps = [TopicPartition(topic, p) for p in range(partitions)]
-    stable = KafkaConsumer(**config, isolation_level="read_committed")
-    latest = KafkaConsumer(**config)
-    try:
-        lso, hw = stable.end_offsets(tps), latest.end_offsets(tps)
-    finally:
-        stable.close()
-        latest.close()
-    assert lso == hw, f"{topic}: last stable offsets {lso} below high watermarks {hw}: a transaction is open"
-    return _read_once(config, topic, partitions, expect, timeout / 2, committed)
-
-
-def wait_count(config: dict, topic: str, partitions: int, expect: int, timeout: float = 90.0) -> int:
+def wait_count(config: dict, topic: str, partitions: int, expect: int, timeout: float = 60.0) -> int:
     """Wait until the target's end offsets add up to `expect` (records only land once each, offsets from 0)."""
     consumer = KafkaConsumer(**config)
     try:
