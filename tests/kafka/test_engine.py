@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from isolated import pair_topology
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.structs import TopicPartition
@@ -48,19 +49,7 @@ class Case:
         self.east = clients.admin(self.east_config)
         self.clients = clients
         self.file = tmp_path / "topology.yaml"
-        self.file.write_text(f"""\
-version: 1
-defaults: {{replication_factor: 1}}
-clusters:
-  {self.src}: {{bootstrap_servers: "{kafka_pair.cluster('us-east').bootstrap_servers}", brokers: 1}}
-  {self.dst}: {{bootstrap_servers: "{kafka_pair.cluster('us-west').bootstrap_servers}", brokers: 1}}
-flows:
-  - source: {self.src}
-    target: {self.dst}
-    topics: {{include: ["{self.prefix}\\\\..*"]}}
-    heartbeats: {{topic: hb-{self.id}}}
-    refresh_topics: {{interval: 5s}}
-""")
+        self.file.write_text(pair_topology(kafka_pair, self.id, flow_extra="    refresh_topics: {interval: 5s}\n"))
         self.flow_name = f"{self.src}->{self.dst}"
         self.syncs_topic = f"mm2-offset-syncs.{self.dst}.internal"
         self.threads: list[tuple[threading.Thread, threading.Event, FlowRunner]] = []

@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 from click.testing import CliRunner
+from isolated import pair_topology
 from kafka.admin import ACL, ACLOperation, ACLPermissionType, NewTopic, ResourcePattern, ResourceType
 
 from mmplan.cli import main
@@ -32,19 +33,7 @@ class Case:
         self.write(**flow)
 
     def write(self, rf: int = 1, brokers_west: str | None = None, extra: str = "", **_) -> None:
-        west = brokers_west or self.pair.cluster("us-west").bootstrap_servers
-        self.file.write_text(f"""\
-version: 1
-defaults: {{replication_factor: {rf}}}
-clusters:
-  {self.src}: {{bootstrap_servers: "{self.pair.cluster('us-east').bootstrap_servers}", brokers: 1}}
-  {self.dst}: {{bootstrap_servers: "{west}", brokers: 1}}
-flows:
-  - source: {self.src}
-    target: {self.dst}
-    topics: {{include: ["{self.prefix}\\\\..*"]}}
-    heartbeats: {{topic: hb-{self.id}}}
-{extra}""")
+        self.file.write_text(pair_topology(self.pair, self.id, west=brokers_west, rf=rf, flow_extra=extra))
 
     def topic(self, name: str) -> str:
         return f"{self.prefix}.{name}"

@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from isolated import pair_topology
 from kafka.admin import NewTopic
 
 pytestmark = pytest.mark.kafka
@@ -89,18 +90,7 @@ class Case:
         self.write()
 
     def write(self, extra: str = "") -> None:
-        self.file.write_text(f"""\
-version: 1
-defaults: {{replication_factor: 1}}
-clusters:
-  {self.src}: {{bootstrap_servers: "{self.pair.cluster('us-east').bootstrap_servers}", brokers: 1}}
-  {self.dst}: {{bootstrap_servers: "{self.pair.cluster('us-west').bootstrap_servers}", brokers: 1}}
-flows:
-  - source: {self.src}
-    target: {self.dst}
-    topics: {{include: ["{self.prefix}\\\\..*"]}}
-    heartbeats: {{topic: hb-{self.id}}}
-{extra}""")
+        self.file.write_text(pair_topology(self.pair, self.id, flow_extra=extra))
 
     @property
     def flow(self) -> str:
