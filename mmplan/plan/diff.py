@@ -5,7 +5,10 @@ deepdiff compares the two views; each difference becomes a typed change or a pro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from deepdiff import DeepDiff
+from deepdiff.helper import notpresent
 
 from mmplan.graph.compile import CompiledFlow, CompiledTopology, flow_name
 from mmplan.graph.policy import ReplicationPolicy
@@ -16,7 +19,8 @@ from mmplan.topology.findings import Finding
 
 
 def compute_plan(compiled: CompiledTopology, flows: list[CompiledFlow], snapshot: Snapshot,
-                 findings: list[Finding] = (), allow_delete: bool = False, topology_file: str | None = None) -> Plan:
+                 findings: Sequence[Finding] = (), allow_delete: bool = False,
+                 topology_file: str | None = None) -> Plan:
     """The plan that makes the clusters match `flows`, given the live `snapshot`."""
     desired = desired_state(flows, snapshot)
     problems = [PlanProblem(code=f.code, severity=f.severity, message=f.message) for f in findings]
@@ -104,7 +108,8 @@ def _topic_changes(desired: DesiredState, snapshot: Snapshot) -> tuple[list[Chan
 
 
 def _absent(value):
-    return None if type(value).__name__ == "NotPresent" else value
+    """deepdiff's marker for a key one side lacks, as None."""
+    return None if value is notpresent else value
 
 
 def _why(topic: DesiredTopic) -> str:
