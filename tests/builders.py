@@ -45,4 +45,5 @@ def in_sync(east: ClusterState, west_extra: tuple[TopicState, ...] = ()) -> Clus
     topics = [topic(f"us-east.{t.name}", t.partitions, **{k.replace(".", "_"): v for k, v in t.configs.items()})
               for t in east.topics.values() if not t.name.startswith(("__", "mm2-", "heartbeats"))]
     return cluster("us-west", topic("us-east.checkpoints.internal", cleanup_policy="compact"),
+                   topic("mm2-mmplan-status.us-east.internal", cleanup_policy="compact"),
                    topic("us-east.heartbeats", cleanup_policy="compact"), *topics, *west_extra)

@@ -32,6 +32,7 @@ def test_fresh_target_gets_everything():
     assert sorted(kinds(plan)) == sorted([
         ("create_topic", "us-east", "heartbeats"), ("create_topic", "us-east", "mm2-offset-syncs.us-west.internal"),
         ("create_topic", "us-west", "us-east.checkpoints.internal"), ("create_topic", "us-west", "us-east.heartbeats"),
+        ("create_topic", "us-west", "mm2-mmplan-status.us-east.internal"),
         ("create_topic", "us-west", "us-east.orders"), ("create_acl", "us-west", "READ")])
     orders = next(c for c in plan.changes if c.topic == "us-east.orders")
     assert orders.after == {"partitions": 3, "replication_factor": 1, "configs": {"retention.ms": "1000"}}
@@ -103,6 +104,7 @@ def test_orphans_are_held_without_allow_delete():
 def test_remote_topics_of_an_undeclared_flow_are_orphans():
     flows = "  - {source: us-west, target: us-east}\n"
     east = cluster("us-east", topic("us-west.checkpoints.internal", cleanup_policy="compact"),
+                   topic("mm2-mmplan-status.us-west.internal", cleanup_policy="compact"),
                    topic("us-west.heartbeats", cleanup_policy="compact"), topic("us-west.x"))
     west = cluster("us-west", topic("heartbeats", cleanup_policy="compact"),
                    topic("mm2-offset-syncs.us-east.internal", cleanup_policy="compact"), topic("x"))
@@ -121,6 +123,7 @@ def test_identity_flow_never_makes_orphans():
     east = cluster("us-east", topic("heartbeats", cleanup_policy="compact"),
                    topic("mm2-offset-syncs.us-west.internal", cleanup_policy="compact"), topic("orders"))
     west = cluster("us-west", topic("us-east.checkpoints.internal", cleanup_policy="compact"),
+                   topic("mm2-mmplan-status.us-east.internal", cleanup_policy="compact"),
                    topic("us-east.heartbeats", cleanup_policy="compact"), topic("orders"), topic("local-only"))
     assert plan_for(snapshot(east, west), flows=flows).changes == []
 
@@ -153,7 +156,17 @@ def test_heartbeats_replicate_whatever_the_filters_say():
     c = compiled("  - {source: us-east, target: us-west, topics: {include: [orders]}}\n")
     desired = desired_state(list(c.flows), snapshot(EAST, cluster("us-west")))
     assert {n for (cl, n) in desired.topics if cl == "us-west"} == {
-        "us-east.heartbeats", "us-east.orders", "us-east.checkpoints.internal"}
+        "us-east.heartbeats", "us-east.orders", "us-east.checkpoints.internal", "mm2-mmplan-status.us-east.internal"}
+
+
+def test_exactly_once_flows_get_a_positions_topic_on_the_target():
+    c = compiled("  - {source: us-east, target: us-west, exactly_once: true}\n")
+    desired = desired_state(list(c.flows), snapshot(EAST, cluster("us-west")))
+    positions = desired.topics[("us-west", "mm2-mmplan-offsets.us-east.internal")]
+    assert (positions.role, positions.partitions, positions.configs) == ("positions", 1, {"cleanup.policy": "compact"})
+    c = compiled("  - {source: us-east, target: us-west}\n")
+    assert ("us-west", "mm2-mmplan-offsets.us-east.internal") not in desired_state(
+        list(c.flows), snapshot(EAST, cluster("us-west"))).topics
 
 
 def test_flow_selection_limits_the_plan():

@@ -78,7 +78,7 @@ def test_colour_only_when_asked(color):
 def test_json_document_fields():
     doc = json.loads(render_json(sample_plan()[1]))
     assert doc["format_version"] == 1
-    assert doc["summary"] == {"create": 6, "update": 2, "delete": 0, "held": 2}
+    assert doc["summary"] == {"create": 7, "update": 2, "delete": 0, "held": 2}
     for change in doc["changes"]:
         assert {"kind", "action", "cluster", "resource", "before", "after"} <= set(change)
 

@@ -101,6 +101,14 @@ class ReplicationPolicy:
         """The offset-syncs topic this flow writes on its source."""
         return "mm2-offset-syncs" + self.separator + target_alias + self.internal_suffix
 
+    def status_topic(self) -> str:
+        """The topic on the target where mmplan daemons record this flow's state (started, healthy, stopped)."""
+        return "mm2-mmplan-status" + self.separator + self.source_alias + self.internal_suffix
+
+    def positions_topic(self) -> str:
+        """The topic on the target holding an exactly-once flow's source positions, written in its transactions."""
+        return "mm2-mmplan-offsets" + self.separator + self.source_alias + self.internal_suffix
+
 
 @dataclass(frozen=True)
 class Hop:

@@ -4,7 +4,9 @@ MirrorMaker 2 semantics: every source topic a flow replicates gets a remote topi
 with the source's partition count, the flow's replication factor and (when config sync is on) the
 configs set on the source topic itself; literal topic ACLs are carried over (ALLOW only, ALL
 becomes READ, never WRITE); each flow has its heartbeats and offset-syncs topics on the source
-and its checkpoints topic on the target, single-partition and compacted.
+and its checkpoints topic on the target, single-partition and compacted. mmplan adds two of its own on
+the target: the status topic its daemons report the flow's state in, and for exactly-once flows the
+positions topic written inside the flow's transactions.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class DesiredTopic:
     configs: dict[str, str]
     exact: bool  # True: configs the topic has beyond `configs` are unset (synced remote topics)
     flow: str
-    role: str  # remote | heartbeats | checkpoints | offset-syncs
+    role: str  # remote | heartbeats | checkpoints | offset-syncs | status | positions
     source_topic: str | None = None
 
 
@@ -91,6 +93,9 @@ def _internal_topics(flow: CompiledFlow) -> list[DesiredTopic]:
         topics.append(internal(flow.source, s.heartbeats.topic, "heartbeats"))
     if s.checkpoints.enabled:
         topics.append(internal(flow.target, flow.policy.checkpoints_topic(), "checkpoints"))
+    topics.append(internal(flow.target, flow.policy.status_topic(), "status"))
+    if s.exactly_once:
+        topics.append(internal(flow.target, flow.policy.positions_topic(), "positions"))
     return topics
 
 

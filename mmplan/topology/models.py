@@ -131,6 +131,8 @@ class FlowSettings(_Strict):
     checkpoints: Checkpoints = Field(default_factory=Checkpoints)
     refresh_topics: RefreshTopics = Field(default_factory=RefreshTopics)
     rpo: Duration | None = Field(None, description="recovery point objective of this flow")
+    exactly_once: bool = Field(False, description="write records and the source position in one transaction "
+                               "on the target (`mmplan run --exactly-once` forces it on)")
 
 
 class Flow(FlowSettings):
