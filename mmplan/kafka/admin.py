@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import kafka.errors as Errors
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin import (
     ACL,
     ACLFilter,
@@ -24,12 +24,15 @@ from kafka.admin import (
     AlterConfigOp,
     ConfigResource,
     ConfigResourceType,
+    OffsetSpec,
     ResourcePattern,
     ResourcePatternFilter,
     ResourceType,
 )
 from kafka.net.compat import KafkaNetClient
 from kafka.protocol.admin import CreateAclsRequest, DescribeConfigsRequest
+from kafka.protocol.consumer.offsets import IsolationLevel
+from kafka.structs import OffsetAndMetadata
 
 from mmplan.errors import MmplanError
 from mmplan.kafka.config import client_config
@@ -162,6 +165,54 @@ class Admin:
         except _ACLS_UNREADABLE:
             return [], False
         return [_binding(acl) for acl in found], True
+
+    # -- consumer groups and offsets --------------------------------------------------------------------------
+
+    def groups(self) -> list[str]:
+        """The ids of every consumer group the cluster knows."""
+        listed = self._call("list consumer groups", self.kafka.list_groups)
+        return sorted(g["group_id"] for g in listed)
+
+    def group_offsets(self, group: str) -> dict[TopicPartition, int]:
+        """The committed offsets of `group` ({} for a group that committed nothing)."""
+        found = self._call(f"read the offsets of group {group}", self.kafka.list_group_offsets, {group: None})
+        return {tp: om.offset for tp, om in found.get(group, {}).items() if om.offset >= 0}
+
+    def group_members(self, group: str) -> tuple[str, int]:
+        """(state, number of active members) of `group`; ("Dead", 0) for a group that does not exist."""
+        described = self._call(f"describe group {group}", self.kafka.describe_groups, [group])
+        info = described.get(group) or {}
+        return info.get("group_state") or "Dead", len(info.get("members") or [])
+
+    def commit_group_offsets(self, group: str, offsets: dict[TopicPartition, int], metadata: str = "") -> dict:
+        """Commit `offsets` for `group`, which must have no active members; TopicPartition -> error or None."""
+        specs = {tp: OffsetAndMetadata(offset, metadata, -1) for tp, offset in offsets.items()}
+        result, failed = self._write(list(offsets), f"commit the offsets of group {group}",
+                                     self.kafka.alter_group_offsets, group, specs)
+        if failed is not None:
+            return failed
+        return {tp: None if error is Errors.NoError else describe(error()) for tp, error in result.items()}
+
+    def end_offsets(self, partitions: list[TopicPartition], committed: bool = False) -> dict[TopicPartition, int]:
+        """The offset after the last record of each partition; `committed` gives the last stable offset."""
+        if not partitions:
+            return {}
+        level = IsolationLevel.READ_COMMITTED if committed else IsolationLevel.READ_UNCOMMITTED
+        found = self._call("read end offsets", self.kafka.list_partition_offsets,
+                           dict.fromkeys(partitions, OffsetSpec.LATEST), isolation_level=level)
+        return {tp: found[tp].offset for tp in partitions}
+
+    def start_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """The first offset still held by each partition."""
+        if not partitions:
+            return {}
+        found = self._call("read start offsets", self.kafka.list_partition_offsets,
+                           dict.fromkeys(partitions, OffsetSpec.EARLIEST))
+        return {tp: found[tp].offset for tp in partitions}
+
+    def partitions_of(self, topics) -> dict[str, int]:
+        """name -> partition count, for those of `topics` that exist."""
+        return self._call("read topic metadata", self._partitions, topics)
 
     # -- writes --------------------------------------------------------------------------------------------
 
