@@ -81,11 +81,12 @@ def test_fresh_target_then_nothing_to_do(case):
     assert code == 2
     assert {("create_topic", case.remote("orders")), ("create_topic", f"{case.src}.checkpoints.internal"),
             ("create_topic", f"mm2-offset-syncs.{case.dst}.internal"), ("create_topic", f"hb-{case.id}"),
-            ("create_topic", f"{case.src}.hb-{case.id}"), ("create_acl", case.remote("orders"))} == names(doc)
+            ("create_topic", f"{case.src}.hb-{case.id}"), ("create_acl", case.remote("orders")),
+            ("create_topic", f"mm2-mmplan-status.{case.src}.internal")} == names(doc)
 
     result = case.apply()
     assert result.exit_code == 0, result.output
-    assert "Applied 6 of 6 changes." in result.output
+    assert "Applied 7 of 7 changes." in result.output
     assert partitions(case.west, case.remote("orders")) == 3
     acls, _ = case.west.describe_acls(_acl_filter(case.remote("orders")))
     assert [(a.operation, a.permission_type) for a in acls] == [(ACLOperation.READ, ACLPermissionType.ALLOW)]
