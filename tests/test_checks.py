@@ -158,3 +158,49 @@ def test_plaintext_secret():
     fs = findings(topology(AP, clusters=clusters))
     assert [(f.code, f.path) for f in fs] == [("plaintext-secret", "clusters.us-east.security.sasl_password")]
     assert "hunter2" not in fs[0].message
+
+
+CONNECT = "engine: connect, connect: {urls: ['http://connect-1:8083']}"
+
+
+def test_connect_flow_is_sound():
+    assert codes(topology(f"  - {{source: us-east, target: us-west, {CONNECT}, tasks_max: 4}}\n")) == []
+
+
+def test_connect_settings_merge_from_defaults():
+    text = topology("  - {source: us-east, target: us-west, connect: {name_prefix: 'mm2-'}}\n",
+                    defaults=f"defaults: {{{CONNECT}}}\n")
+    assert codes(text) == []
+
+
+def test_connect_flow_without_urls():
+    [f] = findings(topology("  - {source: us-east, target: us-west, engine: connect}\n"))
+    assert (f.code, f.severity, f.path) == ("connect-urls", "error", "flows[0].engine")
+
+
+def test_connect_url_must_be_http():
+    fs = findings(topology("  - {source: us-east, target: us-west, engine: connect, connect: {urls: [w:8083]}}\n"))
+    assert [(f.code, f.path) for f in fs] == [("connect-urls", "flows[0].connect.urls[0]")]
+
+
+def test_connect_auth_needs_both_halves():
+    fs = findings(topology("  - {source: us-east, target: us-west, engine: connect, "
+                           "connect: {urls: ['http://c:8083'], username: u}}\n"))
+    assert [f.code for f in fs] == ["connect-auth"]
+
+
+def test_connect_custom_heartbeats_topic_is_an_error():
+    fs = findings(topology(f"  - {{source: us-east, target: us-west, {CONNECT}, heartbeats: {{topic: hb}}}}\n"))
+    assert [(f.code, f.severity) for f in fs] == [("connect-heartbeats-topic", "error")]
+
+
+def test_tasks_max_on_daemon_flow_is_a_warning():
+    fs = findings(topology("  - {source: us-east, target: us-west, tasks_max: 4}\n"))
+    assert [(f.code, f.severity, f.path) for f in fs] == [("tasks-max", "warning", "flows[0].tasks_max")]
+
+
+def test_plaintext_connect_password():
+    fs = findings(topology("  - {source: us-east, target: us-west, engine: connect, connect: {urls: "
+                           "['http://c:8083'], username: u, password: hunter2}}\n"))
+    assert [(f.code, f.path) for f in fs] == [("plaintext-secret", "flows[0].connect.password")]
+    assert "hunter2" not in fs[0].message and "${CONNECT_PASSWORD}" in fs[0].message

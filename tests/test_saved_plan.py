@@ -72,3 +72,12 @@ def test_not_a_plan(tmp_path, content, message):
 def test_missing_plan_file(tmp_path):
     with pytest.raises(MmplanError, match="no such plan file"):
         load_plan(tmp_path / "nope.json")
+
+
+def test_literal_connect_password_never_saved(tmp_path, plan):
+    text = SECURE.replace("replication_factor: 1}", "replication_factor: 1, engine: connect, connect: "
+                          "{urls: ['http://c:8083'], username: u, password: s3cret}}")
+    path = tmp_path / "plan.json"
+    save_plan(path, plan, {}, parse_topology(text).topology)
+    assert "s3cret" not in path.read_text()
+    assert load_plan(path).topology.flows[0].connect.password == MASK

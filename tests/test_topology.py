@@ -153,3 +153,15 @@ def test_secret_reference_is_kept_as_written():
                                        "sasl_mechanism: SCRAM-SHA-512, sasl_username: u, "
                                        "sasl_password: '${WEST_PW}'}}")).topology
     assert t.clusters["us-west"].security.sasl_password == "${WEST_PW}"
+
+
+def test_engine_and_connect_resolve_key_by_key():
+    from mmplan.topology.models import Engine, resolve_flow
+    t = parse_topology("version: 1\ndefaults: {engine: connect, connect: {urls: ['http://c:8083'], "
+                       "password: '${P}', username: u}}\nclusters: {a: {bootstrap_servers: x:1}, "
+                       "b: {bootstrap_servers: y:1}}\nflows:\n  - {source: a, target: b, connect: {name_prefix: p-},"
+                       " tasks_max: 3}\n  - {source: b, target: a, engine: daemon}\n").topology
+    one, two = (resolve_flow(t.defaults, f) for f in t.flows)
+    assert one.engine is Engine.connect and one.connect.urls == ["http://c:8083"]
+    assert one.connect.name_prefix == "p-" and one.connect.password == "${P}" and one.tasks_max == 3
+    assert two.engine is Engine.daemon and two.tasks_max is None

@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 
 from mmplan.graph.compile import CompiledFlow, CompiledTopology, compile_topology
 from mmplan.graph.cycles import AnalysisTooLarge, find_collisions, find_cycles
-from mmplan.topology.findings import Finding
+from mmplan.topology.findings import Finding, format_path
 from mmplan.topology.loader import LoadedTopology
-from mmplan.topology.models import SECRET_FIELDS, SECRET_REF, format_duration
+from mmplan.topology.models import SECRET_REF, Engine, format_duration, secret_fields
 
 MAX_TOPIC_NAME = 249
 LEGAL_NAME = re.compile(r"[a-zA-Z0-9._-]+")
@@ -197,14 +197,48 @@ def _unknown_brokers(compiled: CompiledTopology, loaded: LoadedTopology) -> Iter
 
 
 def _plaintext_secret(compiled: CompiledTopology, loaded: LoadedTopology) -> Iterator[Finding]:
-    for alias, cluster in compiled.topology.clusters.items():
-        for name in SECRET_FIELDS:
-            value = getattr(cluster.security, name, None) if cluster.security else None
-            if value is not None and not SECRET_REF.fullmatch(value):
-                yield loaded.finding("plaintext-secret", "warning",
-                                     f"cluster {alias}: {name} is written in the file; use a reference such as "
-                                     "${" + alias.upper().replace("-", "_").replace(".", "_") + "_PASSWORD} "
-                                     "and set that variable", ("clusters", alias, "security", name))
+    for loc, value in secret_fields(compiled.topology):
+        if SECRET_REF.fullmatch(value):
+            continue
+        if loc[0] == "clusters":
+            owner, name, stem = f"cluster {loc[1]}", loc[-1], loc[1]
+        else:
+            owner, name, stem = format_path(loc[:-2]), "connect.password", "connect"
+        variable = stem.upper().replace("-", "_").replace(".", "_") + "_PASSWORD"
+        yield loaded.finding("plaintext-secret", "warning",
+                             f"{owner}: {name} is written in the file; use a reference such as "
+                             "${" + variable + "} and set that variable", loc)
+
+
+def _connect(compiled: CompiledTopology, loaded: LoadedTopology) -> Iterator[Finding]:
+    """Connect-engine settings that cannot work, and connect-only settings on daemon flows."""
+    for flow in compiled.enabled_flows:
+        s = flow.settings
+        if s.engine is Engine.connect:
+            if not s.connect.urls:
+                yield loaded.finding("connect-urls", "error",
+                                     f"flow {flow.name} runs on Kafka Connect but names no worker: set "
+                                     "connect.urls (e.g. [http://connect-1:8083])",
+                                     _where_set(loaded, flow, ("engine",)))
+            for i, url in enumerate(s.connect.urls):
+                if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", url):
+                    yield loaded.finding("connect-urls", "error", f"flow {flow.name}: {url!r} is not an http(s) URL",
+                                         _where_set(loaded, flow, ("connect", "urls", i)))
+            if (s.connect.username is None) != (s.connect.password is None):
+                yield loaded.finding("connect-auth", "error",
+                                     f"flow {flow.name}: basic auth needs both connect.username and connect.password",
+                                     _where_set(loaded, flow, ("connect",)))
+            if s.heartbeats.topic != "heartbeats":
+                yield loaded.finding("connect-heartbeats-topic", "error",
+                                     f"flow {flow.name}: MirrorMaker 2's connectors always use the topic "
+                                     f"`heartbeats`, not {s.heartbeats.topic!r}; remove heartbeats.topic or run "
+                                     "the flow with the daemon engine",
+                                     _where_set(loaded, flow, ("heartbeats", "topic")))
+        elif s.tasks_max is not None:
+            yield loaded.finding("tasks-max", "warning",
+                                 f"flow {flow.name}: tasks_max only applies to `engine: connect`; the daemon "
+                                 "ignores it (run more `mmplan run` processes to scale out)",
+                                 _where_set(loaded, flow, ("tasks_max",)))
 
 
 def _where_set(loaded: LoadedTopology, flow: CompiledFlow, key: tuple) -> tuple:
@@ -217,5 +251,5 @@ def _where_set(loaded: LoadedTopology, flow: CompiledFlow, key: tuple) -> tuple:
 
 CHECKS: tuple[Check, ...] = (
     _unknown_cluster, _self_flow, _duplicate_flow, _bad_regex, _alias_names, _remote_names, _cycle,
-    _topic_collision, _replication_factor, _rpo, _no_heartbeats, _unknown_brokers, _plaintext_secret,
+    _topic_collision, _replication_factor, _rpo, _no_heartbeats, _unknown_brokers, _plaintext_secret, _connect,
 )

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from mmplan.errors import MmplanError
 from mmplan.plan.model import FORMAT_VERSION, Plan
 from mmplan.plan.render_json import plan_document
-from mmplan.topology.models import SECRET_FIELDS, SECRET_REF, Topology
+from mmplan.topology.models import SECRET_REF, Topology, secret_fields
 
 MASK = "***"
 
@@ -32,11 +32,12 @@ class SavedPlan:
 def topology_document(topology: Topology) -> dict:
     """The topology as plain data with every literal secret masked."""
     doc = topology.model_dump(mode="json", exclude_unset=True)
-    for cluster in doc.get("clusters", {}).values():
-        for name in SECRET_FIELDS:
-            value = (cluster.get("security") or {}).get(name)
-            if value is not None and not SECRET_REF.fullmatch(value):
-                cluster["security"][name] = MASK
+    for loc, value in secret_fields(topology):
+        if not SECRET_REF.fullmatch(value):
+            parent = doc
+            for part in loc[:-1]:
+                parent = parent[part]
+            parent[loc[-1]] = MASK
     return doc
 
 

@@ -8,6 +8,7 @@ A flow's settings are resolved in three layers: built-in defaults, then the file
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from enum import Enum
 from typing import Annotated, Any, Literal
 
@@ -115,6 +116,22 @@ class RefreshTopics(_Strict):
     interval: Duration = 60.0
 
 
+class Engine(str, Enum):
+    daemon = "daemon"
+    connect = "connect"
+
+
+class Connect(_Strict):
+    """Where and how a flow with `engine: connect` runs: a Kafka Connect cluster's REST API."""
+
+    urls: list[str] = Field(default_factory=list, description="REST URLs of the Connect workers, tried in order")
+    username: str | None = Field(None, description="basic-auth user of the REST API")
+    password: str | None = Field(None, description="basic-auth password: a ${VAR} reference")
+    name_prefix: str = Field("", description="prepended to the connector names (`<prefix><source>-><target>-source`)")
+    resolve_secrets: bool = Field(False, description="write resolved secrets into connector configs instead of "
+                                  "${env:VAR} references (for workers without the EnvVarConfigProvider)")
+
+
 class FlowSettings(_Strict):
     """Everything a flow may set, with its built-in default; `defaults:` takes the same keys."""
 
@@ -133,6 +150,10 @@ class FlowSettings(_Strict):
     rpo: Duration | None = Field(None, description="recovery point objective of this flow")
     exactly_once: bool = Field(False, description="write records and the source position in one transaction "
                                "on the target (`mmplan run --exactly-once` forces it on)")
+    engine: Engine = Field(Engine.daemon, description="daemon: `mmplan run`; connect: MirrorMaker 2 connectors "
+                           "on a Kafka Connect cluster")
+    connect: Connect = Field(default_factory=Connect)
+    tasks_max: int | None = Field(None, ge=1, description="tasks.max of the connectors (connect engine only)")
 
 
 class Flow(FlowSettings):
@@ -155,6 +176,19 @@ class Security(_Strict):
 
 
 SECRET_FIELDS = ("sasl_password", "ssl_password")
+
+
+def secret_fields(topology: Topology) -> Iterator[tuple[tuple, str]]:
+    """Every secret the topology holds, as (YAML path, value): cluster passwords and Connect passwords."""
+    for alias, cluster in topology.clusters.items():
+        for name in SECRET_FIELDS:
+            value = getattr(cluster.security, name, None) if cluster.security else None
+            if value is not None:
+                yield ("clusters", alias, "security", name), value
+    blocks = [(("defaults",), topology.defaults)] + [(("flows", i), f) for i, f in enumerate(topology.flows)]
+    for loc, settings in blocks:
+        if settings.connect.password is not None:
+            yield loc + ("connect", "password"), settings.connect.password
 
 
 class Cluster(_Strict):
