@@ -245,6 +245,7 @@ def make_daemon(tmp_path, snap, flows="  - {source: us-east, target: us-west}\n"
     chosen = running_flows(compiled_of(loaded).flows)
     fake = Fake(snap)
     StandIn.made = []
+    kwargs.setdefault("side_factory", None)  # no heartbeats/checkpoints/status: there are no clusters here
     daemon = Daemon(file, loaded, chosen, runner_factory=StandIn, plan_fn=fake.plan, apply_fn=fake.apply,
                     stop_timeout=5.0, **kwargs)
     return daemon, fake
@@ -432,6 +433,44 @@ def test_a_runner_that_does_not_stop_makes_the_exit_code_1(tmp_path):
         assert daemon.shutdown() == 1
     finally:
         its_stop.set()
+
+
+class SideStandIn:
+    """Records what the daemon does with a flow's side work."""
+
+    made: list[SideStandIn] = []
+
+    def __init__(self, flow, topology, *, runner_state, daemon, version, metrics, logger, timeout):
+        self.name, self.runner_state, self.daemon, self.version = flow.name, runner_state, daemon, version
+        self.events: list[str] = []
+        SideStandIn.made.append(self)
+
+    def start(self):
+        self.events.append("start")
+
+    def halt(self):
+        self.events.append("halt")
+
+    def finish(self, timeout, error=None):
+        self.events.append(f"finish:{self.runner_state()[0]}:{error}")
+        return True
+
+
+def test_side_work_starts_with_its_flow_and_finishes_after_it_stopped(tmp_path):
+    SideStandIn.made = []
+    east = cluster("us-east", topic("orders"), topic("us-west.clicks"))
+    west = cluster("us-west", topic("us-east.orders"), topic("clicks"))
+    daemon, fake = make_daemon(tmp_path, snapshot(east, west), side_factory=SideStandIn)
+    daemon.reconcile()
+    [side] = SideStandIn.made
+    assert side.events == ["start"] and side.daemon == daemon.daemon_id and len(side.version) == 12
+    wait_for(lambda: side.runner_state() == ("running", None))
+    write_topology(tmp_path / "topology.yaml", TWO_FLOWS)  # settings changed: stopped (finished), then a new one
+    daemon.reconcile()
+    assert side.events == ["start", "halt", "finish:stopped:None"]
+    assert sorted(s.name for s in SideStandIn.made) == ["us-east->us-west", "us-east->us-west", "us-west->us-east"]
+    assert daemon.shutdown() == 0
+    assert all(s.events == ["start", "halt", "finish:stopped:None"] for s in SideStandIn.made)
 
 
 # --- logs -----------------------------------------------------------------------------------------------------

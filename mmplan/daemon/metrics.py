@@ -20,6 +20,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._lock = threading.Lock()
+        self._newest_ms: dict[tuple, int] = {}
         r = self.registry
         self.records = Counter("mmplan_replicated_records", "Records replicated", ["flow", "topic"], registry=r)
         self.bytes = Counter("mmplan_replicated_bytes", "Record batch bytes replicated", ["flow", "topic"],
@@ -32,6 +34,27 @@ class Metrics:
                          ["flow", "topic", "partition"], registry=r)
         self.state = Gauge("mmplan_flow_state", "1 for the flow's current state", ["flow", "state"], registry=r)
         self.errors = Counter("mmplan_errors", "Errors by kind", ["flow", "kind"], registry=r)
+        # side work (mmplan.daemon.sidework): heartbeats, checkpoints, group offset sync, status records
+        self.heartbeats = Counter("mmplan_heartbeats", "Heartbeats acknowledged by the source cluster",
+                                  ["flow"], registry=r)
+        self.heartbeat_time = Gauge("mmplan_heartbeat_last_timestamp_seconds",
+                                    "Timestamp of the newest heartbeat the source acknowledged", ["flow"], registry=r)
+        self.offset_syncs_read = Counter("mmplan_offset_syncs_read", "Offset syncs read back for translation",
+                                         ["flow"], registry=r)
+        self.checkpoints = Counter("mmplan_checkpoints", "Checkpoint records acknowledged by the target",
+                                   ["flow"], registry=r)
+        self.checkpoint_time = Gauge("mmplan_checkpoint_last_timestamp_seconds",
+                                     "Timestamp of the newest checkpoint record the target acknowledged",
+                                     ["flow"], registry=r)
+        self.checkpoint_groups = Gauge("mmplan_checkpoint_groups",
+                                       "Consumer groups with checkpoints in the last checkpoint round", ["flow"],
+                                       registry=r)
+        self.group_syncs = Counter("mmplan_group_offset_syncs",
+                                   "Group offset sync per group and round: committed (moved forward), current "
+                                   "(nothing to move), active (refused: members on the target), failed",
+                                   ["flow", "result"], registry=r)
+        self.status_records = Counter("mmplan_status_records", "Status records acknowledged by the target",
+                                      ["flow"], registry=r)
 
     def replicated(self, flow: str, topic: str, records: int, size: int, latency_s: float | None) -> None:
         """One forwarded batch (or several of one topic) acknowledged by the target."""
@@ -49,6 +72,25 @@ class Metrics:
 
     def error(self, flow: str, kind: str) -> None:
         self.errors.labels(flow, kind).inc()
+
+    def heartbeat(self, flow: str, timestamp_ms: int) -> None:
+        """One heartbeat acknowledged (from a producer's I/O thread)."""
+        self.heartbeats.labels(flow).inc()
+        self._newest(self.heartbeat_time, flow, timestamp_ms)
+
+    def checkpointed(self, flow: str, records: int, newest_ms: int) -> None:
+        self.checkpoints.labels(flow).inc(records)
+        self._newest(self.checkpoint_time, flow, newest_ms)
+
+    def _newest(self, gauge: Gauge, flow: str, timestamp_ms: int) -> None:
+        with self._lock:  # acknowledgements may arrive out of order: the gauge never goes back
+            key = (gauge, flow)
+            if timestamp_ms > self._newest_ms.get(key, -1):
+                self._newest_ms[key] = timestamp_ms
+                gauge.labels(flow).set(timestamp_ms / 1000)
+
+    def group_sync(self, flow: str, result: str, groups: int = 1) -> None:
+        self.group_syncs.labels(flow, result).inc(groups)
 
 
 def serve(metrics: Metrics, port: int, health: Callable[[], tuple[bool, dict]],

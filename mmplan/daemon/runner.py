@@ -8,6 +8,10 @@ increases are applied at every reconcile. Then each flow's `FlowRunner` is told 
 replicate: those the flow replicates whose remote topic exists on the target, as read by the plan's
 snapshot or created by this reconcile's apply. The clusters are read once per reconcile.
 
+Beside each flow's runner the daemon runs that flow's side work (`mmplan.daemon.sidework`): heartbeats,
+checkpoints and group offset sync, and its status records. It starts with the runner, is told to stop with it,
+and after the runner has drained writes the `stopped` status record, within the same stop bound.
+
 The pure parts (`safe_changes`, `replicated_topics`, `reconcile_interval`) take plain data and are
 unit-tested without Kafka; `Daemon` is the shell around them.
 """
@@ -28,6 +32,7 @@ from mmplan.apply.execute import Outcome
 from mmplan.apply.workflow import apply_plan, plan_topology
 from mmplan.daemon.logs import Redactor, topology_secrets
 from mmplan.daemon.metrics import Metrics
+from mmplan.daemon.sidework import FlowSideWork, daemon_id
 from mmplan.errors import MmplanError
 from mmplan.graph.checks import check_topology
 from mmplan.graph.compile import CompiledFlow, compile_topology
@@ -41,6 +46,7 @@ from mmplan.topology.models import Topology, format_duration
 log = logging.getLogger("mmplan.run")
 
 STOP_TIMEOUT = 30.0
+SIDE_FINISH = 3.0  # of the stop bound, kept for writing the `stopped` status records after the flows drained
 CONFIG_KINDS = (ChangeKind.set_config, ChangeKind.unset_config)
 ACL_KINDS = (ChangeKind.create_acl,)
 
@@ -58,6 +64,19 @@ class Runner(Protocol):
 
 
 RunnerFactory = Callable[..., Runner]
+
+
+class SideWork(Protocol):
+    """A flow's side work (`mmplan.daemon.sidework.FlowSideWork`)."""
+
+    def start(self) -> None: ...
+
+    def halt(self) -> None: ...
+
+    def finish(self, timeout: float, error: str | None = None) -> bool: ...
+
+
+SideFactory = Callable[..., SideWork]
 
 
 # --- the pure parts -------------------------------------------------------------------------------------------
@@ -181,6 +200,7 @@ class Slot:
     thread: threading.Thread
     identity: Any
     topics: list[str] | None = None
+    side: SideWork | None = None
 
 
 @dataclass
@@ -230,18 +250,23 @@ def _identity(flow: CompiledFlow, topology: Topology) -> Any:
 class Daemon:
     """Runs the flows of one topology file until `stop` is set.
 
-    `runner_factory(flow, topology, metrics=..., logger=...)` makes a flow's runner (`FlowRunner`).
+    `runner_factory(flow, topology, metrics=..., logger=...)` makes a flow's runner (`FlowRunner`);
+    `side_factory(flow, topology, runner_state=..., daemon=..., version=..., metrics=..., logger=..., timeout=...)`
+    its side work (`FlowSideWork`; None: no side work).
     """
 
     def __init__(self, file: str, loaded: LoadedTopology, flows: list[CompiledFlow], *,
                  flow_names: tuple[str, ...] = (), metrics: Metrics | None = None,
                  runner_factory: RunnerFactory, timeout: float = 10.0, interval: float | None = None,
                  redact: Redactor | None = None, stop_timeout: float = STOP_TIMEOUT,
-                 plan_fn: Callable[..., Any] = plan_topology, apply_fn: Callable[..., Any] = apply_plan) -> None:
+                 plan_fn: Callable[..., Any] = plan_topology, apply_fn: Callable[..., Any] = apply_plan,
+                 side_factory: SideFactory | None = FlowSideWork) -> None:
         self.file = file
         self.flow_names = flow_names
         self.metrics = metrics or Metrics()
         self.runner_factory = runner_factory
+        self.side_factory = side_factory
+        self.daemon_id = daemon_id()
         self.timeout = timeout
         self.interval_override = interval
         self.redact = redact or Redactor()
@@ -428,6 +453,8 @@ class Daemon:
                     slot.topics = topics[name]
                 if slot.thread.ident is None:
                     slot.thread.start()
+                    if slot.side is not None:
+                        slot.side.start()
 
     def _new_slot(self, flow: CompiledFlow, topology: Topology, identity: Any) -> Slot:
         runner = self.runner_factory(flow, topology, metrics=self.metrics, logger=flow_logger(flow.name))
@@ -443,18 +470,44 @@ class Daemon:
                           extra={"flow": flow.name, "state": runner.state})
 
         thread = threading.Thread(target=run, name=f"mmplan-flow-{flow.name}", daemon=True)
-        return Slot(flow, runner, stop, thread, identity)
+        side = None
+        if self.side_factory is not None:
+            try:
+                side = self.side_factory(flow, topology, runner_state=lambda: (runner.state, runner.error),
+                                         daemon=self.daemon_id, version=self.current.digest[:12] or None,
+                                         metrics=self.metrics, logger=flow_logger(flow.name), timeout=self.timeout)
+            except Exception:  # never keep a flow from replicating
+                log.exception("cannot set up heartbeats, checkpoints and status records", extra={"flow": flow.name})
+        return Slot(flow, runner, stop, thread, identity, side=side)
 
     def _stop_slot(self, slot: Slot, timeout: float | None = None) -> bool:
         slot.stop.set()
+        if slot.side is not None:
+            slot.side.halt()
         if slot.thread.ident is None:
             return True
-        slot.thread.join(self.stop_timeout if timeout is None else timeout)
-        if slot.thread.is_alive():
+        deadline = time.monotonic() + (self.stop_timeout if timeout is None else timeout)
+        slot.thread.join(max(0.0, deadline - time.monotonic() - self._side_reserve([slot])))
+        stopped = not slot.thread.is_alive()
+        if not stopped:
             log.error("flow did not stop within %s", format_duration(self.stop_timeout),
                       extra={"flow": slot.flow.name})
-            return False
-        return True
+        self._finish_side(slot, deadline)
+        return stopped
+
+    def _side_reserve(self, slots: Iterable[Slot]) -> float:
+        return min(SIDE_FINISH, self.stop_timeout / 4) if any(s.side is not None for s in slots) else 0.0
+
+    @staticmethod
+    def _finish_side(slot: Slot, deadline: float) -> None:
+        """The `stopped` status record once the runner drained (or gave up), in what is left of the bound."""
+        if slot.side is None:
+            return
+        error = None if not slot.thread.is_alive() else "the flow did not finish draining"
+        try:
+            slot.side.finish(max(0.5, deadline - time.monotonic()), error)
+        except Exception:
+            log.exception("finishing heartbeats, checkpoints and status records failed", extra={"flow": slot.flow.name})
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -487,15 +540,26 @@ class Daemon:
             slots = list(self.slots.values())
         for slot in slots:
             slot.stop.set()
+            if slot.side is not None:
+                slot.side.halt()
         deadline = time.monotonic() + self.stop_timeout
+        flows_deadline = deadline - self._side_reserve(slots)  # room left for the `stopped` status records
         clean = True
         for slot in slots:
             if slot.thread.ident is not None:
-                slot.thread.join(max(0.0, deadline - time.monotonic()))
+                slot.thread.join(max(0.0, flows_deadline - time.monotonic()))
             if slot.thread.is_alive():
                 clean = False
                 log.error("flow did not stop within %s", format_duration(self.stop_timeout),
                           extra={"flow": slot.flow.name})
+        sides = [slot for slot in slots if slot.side is not None and slot.thread.ident is not None]
+        if sides:  # concurrently: one unreachable target must not use up the others' time
+            finishers = [threading.Thread(target=self._finish_side, args=(slot, deadline), daemon=True)
+                         for slot in sides]
+            for t in finishers:
+                t.start()
+            for t in finishers:
+                t.join(max(0.0, deadline - time.monotonic()) + 0.5)
         log.info("stopped" if clean else "stopped, but some flows did not finish draining")
         return 0 if clean else 1
 
