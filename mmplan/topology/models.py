@@ -236,17 +236,18 @@ class Topology(_Strict):
 
 def resolve_flow(defaults: FlowSettings, flow: Flow) -> FlowSettings:
     """The settings a flow runs with: built-ins, overlaid by `defaults:`, overlaid by the flow."""
-    merged = _merge(defaults.model_dump(exclude_unset=True), flow.model_dump(exclude_unset=True))
+    merged = deep_merge(defaults.model_dump(exclude_unset=True), flow.model_dump(exclude_unset=True))
     merged.pop("source", None)
     merged.pop("target", None)
     return FlowSettings.model_validate(merged)
 
 
-def _merge(base: dict, over: dict) -> dict:
+def deep_merge(base: dict, over: dict) -> dict:
+    """`over` laid on `base`; nested mappings merge key by key."""
     out = dict(base)
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out
