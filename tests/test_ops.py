@@ -180,3 +180,20 @@ def test_connect_offset_records_of_mirrormaker_2():
                             b'{"offset":0}', "us-east") is None
     assert connect_position(key, None, "us-east") is None
     assert connect_position(b"junk", b"{}", "us-east") is None
+
+
+# -- drill -------------------------------------------------------------------------------------------------------
+
+
+def test_drill_counts_and_verdict():
+    from mmplan.ops.drill import DrillResult, count_after_failover, render_text, verdict_failures
+
+    assert count_after_failover([9, 10, 11, 12], consumed=10, records=14) == (1, 1)
+    assert count_after_failover(list(range(10, 20)), consumed=10, records=20) == (0, 0)
+    r = DrillResult("a->b", "mmplan-drill", "mmplan-drill-x", 20, 10, latency_ms=500, checkpoint_lag_ms=40_000,
+                    reread=0, missed=0, rpo_ms=30_000)
+    assert verdict_failures(r) == ["checkpoint lag 40.0s is over the rpo of 30s"]
+    assert not r.passed and "Drill FAILED" in render_text(r)
+    ok = DrillResult("a->b", "t", "g", 20, 10, latency_ms=500, checkpoint_lag_ms=900, reread=0, missed=0)
+    assert ok.passed and ok.doc()["failures"] == []
+    assert not DrillResult("a->b", "t", "g", 20, 10, failure="flow a->b is stopped").passed
