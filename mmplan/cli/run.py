@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import sys
@@ -51,9 +52,12 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--reconcile-interval", callback=_duration, metavar="DURATION",
               help="Reload the topology and apply safe changes this often (default: the flows' shortest "
                    "refresh_topics.interval, 60s unless set).")
+@click.option("--exactly-once", is_flag=True,
+              help="Replicate every flow it runs exactly once (transactions on the target), whatever the "
+                   "topology's exactly_once says.")
 @TIMEOUT
 def run(file: str, flows: tuple[str, ...], metrics_port: int | None, metrics_host: str, log_format: str,
-        log_level: str, reconcile_interval: float | None, timeout: float) -> int:
+        log_level: str, reconcile_interval: float | None, exactly_once: bool, timeout: float) -> int:
     """Replicate every enabled flow (or the --flow ones) until SIGTERM or Ctrl-C.
 
     At start and then every reconcile interval (and on SIGHUP) it re-reads FILE and applies the safe
@@ -70,7 +74,7 @@ def run(file: str, flows: tuple[str, ...], metrics_port: int | None, metrics_hos
         raise MmplanError("no enabled flow to run", where=file, hint="enable a flow, or name enabled ones with --flow")
     for alias in dict.fromkeys(a for f in chosen for a in (f.source, f.target)):
         client_config(alias, loaded.topology.clusters[alias])  # an unset ${VAR} fails now, not in a retry loop
-    runner_factory = _flow_runner()
+    runner_factory = _flow_runner(exactly_once)
 
     redact = Redactor(topology_secrets(loaded.topology))
     metrics = Metrics()
@@ -109,12 +113,12 @@ def run(file: str, flows: tuple[str, ...], metrics_port: int | None, metrics_hos
         logging.getLogger().removeHandler(handler)
 
 
-def _flow_runner():
+def _flow_runner(exactly_once: bool = False):
     try:
         from mmplan.daemon.flow import FlowRunner
     except ImportError as e:
         raise MmplanError(f"the replication engine is not available in this build ({e})") from None
-    return FlowRunner
+    return functools.partial(FlowRunner, exactly_once=True) if exactly_once else FlowRunner
 
 
 def _signals(stop: threading.Event, daemon: Daemon):

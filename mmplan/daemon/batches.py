@@ -7,7 +7,8 @@ Pure functions of bytes, no I/O. The common case touches only the 61-byte v2 bat
   does), skips empty batches and batches wholly before the fetch offset, stops at a trailing partial batch, and
   returns `Batch`es ready to forward: `baseOffset` 0 (Kafka 4.x refuses anything else from a client) and the
   transactional bit cleared.
-- `stamp` writes mmplan's producer id, epoch and base sequence into a batch and recomputes its CRC-32C.
+- `stamp` writes mmplan's producer id, epoch and base sequence (and, in exactly-once mode, the transactional bit)
+  into a batch and recomputes its CRC-32C.
 
 Batches that cannot be forwarded as they are get re-encoded record by record (`rewrite`), the only per-record
 Python: compacted batches whose offsets have gaps (the broker demands `lastOffsetDelta + 1 == count`), batches
@@ -62,9 +63,12 @@ class Split:
     dropped: int  # control, aborted and empty batches skipped
 
 
-def stamp(data: bytearray, producer_id: int, epoch: int, sequence: int) -> None:
-    """Set the producer id, epoch and base sequence of a v2 batch and recompute its CRC-32C, in place."""
+def stamp(data: bytearray, producer_id: int, epoch: int, sequence: int, transactional: bool = False) -> None:
+    """Set the producer id, epoch and base sequence of a v2 batch (and the transactional bit when asked: `split`
+    clears it) and recompute its CRC-32C, in place."""
     _PRODUCER.pack_into(data, _PRODUCER_AT, producer_id, epoch, sequence)
+    if transactional:
+        data[_ATTRIBUTES_AT + 1] |= TRANSACTIONAL
     _CRC.pack_into(data, 17, crc32c(memoryview(data)[_ATTRIBUTES_AT:]))
 
 

@@ -22,6 +22,14 @@ One thread (the caller of `run`) drives everything:
   every batch boundary, gaps included.
 - **Progress.** For every partition the position after the contiguous run of acknowledged batches (aborted and
   control batches count as done once walked) is committed to the group at most every second, and at stop.
+- **Exactly-once** (`exactly_once`, or `mmplan run --exactly-once`): every source partition runs transactions of
+  its own (`transactions.Txn`, its own transactional id), all partitions in parallel on the same loop. On
+  assignment it fences the previous owner (InitProducerId), reads its position from the positions topic on the
+  target, then repeatedly: AddPartitionsToTxn, the queued batches (up to TXN_MAX_BYTES, after at most TXN_LINGER)
+  one per ProduceRequest plus the position record, EndTxn. Only a committed transaction moves the position,
+  writes offset syncs (first and last record of every batch) and the group commit (best effort, for the lag).
+  Any doubt (a failed request, an unexpected error) starts the partition over from the committed position; a
+  fenced partition is dropped and fenced again after FENCED_WAIT only if the group still assigns it here.
 """
 
 from __future__ import annotations
@@ -39,6 +47,8 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 from kafka.structs import TopicPartition
 
 from mmplan.daemon import batches as B
+from mmplan.daemon import transactions as T
+from mmplan.daemon import wire
 from mmplan.daemon.membership import Membership
 from mmplan.daemon.metrics import Metrics
 from mmplan.daemon.mm2_format import offset_sync_key, offset_sync_value
@@ -55,6 +65,12 @@ REQUEST_BYTES_CAP = 16 << 20  # batches per ProduceRequest, at most
 COMMIT_INTERVAL = 1.0
 STOP_DRAIN_SECONDS = 15.0
 REMOTE_TOPIC_GRACE = 30.0
+TXN_MAX_BYTES = 4 << 20  # batches per transaction, at most
+TXN_MIN_BYTES = 256 << 10  # a transaction starts at once with this much queued, else after TXN_LINGER
+TXN_LINGER = 0.02
+TXN_IN_FLIGHT = 16  # requests per target connection in exactly-once mode (one partition per ProduceRequest)
+FENCED_WAIT = 5.0
+_TXN_READY = ("idle", "add", "produce", "end")  # phases in which a partition is fetched
 
 _OK_PRODUCE = (0, Errors.DuplicateSequenceNumberError.errno)
 _NEW_PID = (Errors.UnknownProducerIdError.errno, Errors.InvalidProducerEpochError.errno)
@@ -83,6 +99,7 @@ class Entry:
     seq: int = -1
     state: str = "queued"  # queued, sent, acked, failed
     sent_at: float = 0.0
+    base_offset: int = -1  # on the target, once written in a transaction
 
 
 @dataclass(slots=True)
@@ -104,6 +121,8 @@ class Part:
     unacked_bytes: int = 0
     fetching: bool = False
     resetting: bool = False
+    txn: T.Txn | None = None  # exactly-once mode
+    queued_at: float = 0.0  # when the queue last became non-empty
 
     def busy(self) -> bool:
         return bool(self.queue or self.sent)
@@ -142,8 +161,10 @@ class FlowRunner:
     """Replicates one flow until stopped; see the module docstring."""
 
     def __init__(self, flow: CompiledFlow, topology: Topology, metrics: Metrics | None = None,
-                 logger: logging.Logger | None = None, fetch_max_bytes: int = 8 << 20) -> None:
+                 logger: logging.Logger | None = None, fetch_max_bytes: int = 8 << 20,
+                 exactly_once: bool = False) -> None:
         self.flow = flow
+        self.exactly_once = exactly_once or flow.settings.exactly_once
         self.topology = topology
         self.metrics = metrics
         self.log = logger or logging.getLogger(f"mmplan.flow.{flow.name}")
@@ -238,7 +259,9 @@ class _Session:
         self.src = Link(self.loop, self.flow.source, clusters[self.flow.source],
                         # a fetch answers with at least one whole batch, which can exceed fetch_max_bytes
                         receive_max_bytes=runner.fetch_max_bytes + (128 << 20), client_suffix=suffix)
-        self.dst = Link(self.loop, self.flow.target, clusters[self.flow.target], client_suffix=suffix)
+        self.eos = runner.exactly_once
+        self.dst = Link(self.loop, self.flow.target, clusters[self.flow.target], client_suffix=suffix,
+                        max_in_flight=TXN_IN_FLIGHT if self.eos else wire.MAX_IN_FLIGHT)
         self.membership: Membership | None = None
         self.membership_error: Exception | None = None
         self.parts: dict[TopicPartition, Part] = {}
@@ -255,13 +278,22 @@ class _Session:
         self.missing_remote_since: dict[str, float] = {}
         self.fetch_in_flight: set[int] = set()
         self.next_seq: dict[TopicPartition, int] = {}  # sequences of partitions given up, kept for their return
+        self.positions_topic = self.flow.policy.positions_topic()
+        self.positions: dict[tuple[str, int], int] = {}  # read from the positions topic up to `positions_offset`
+        self.positions_offset = 0
+        self.positions_target: int | None = None  # the positions topic's end when the current load began
+        self.loading: list[tuple[Part, int]] | None = None  # partitions (and generations) the load is for
+        self.positions_fetching = False
 
     # -- life cycle ---------------------------------------------------------------------------------------------
 
     def run(self) -> None:
         self.src.bootstrap()
         self.dst.bootstrap()
-        self._init_pid()
+        if self.eos:
+            self._ensure_positions_topic()
+        else:
+            self._init_pid()
         self._join()
         self.r._set_state("running")
         self.r.error = None
@@ -291,7 +323,8 @@ class _Session:
         self.topics = topics
         self.membership.subscribe(topics)
         self.src.track(topics | {self.syncs_topic})
-        self.dst.track({self.flow.policy.remote_topic(t) for t in topics})
+        remotes = {self.flow.policy.remote_topic(t) for t in topics}
+        self.dst.track(remotes | {self.positions_topic} if self.eos else remotes)
 
     # -- one round ----------------------------------------------------------------------------------------------
 
@@ -301,7 +334,11 @@ class _Session:
         if self.need_pid and not any(p.in_flight for p in self.parts.values()):
             self._init_pid()
         self._send_fetches()
-        self._send_produces()
+        if self.eos:
+            self._step_txns()
+            self._load_positions()
+        else:
+            self._send_produces()
         self._send_syncs()
         busy = bool(self.done)
         self.loop.poll(0 if busy else 0.05)
@@ -347,13 +384,20 @@ class _Session:
         for tp, start in starts.items():
             part = self.parts.get(tp)
             if part is None:
-                part = self.parts[tp] = Part(tp, self.flow.policy.remote_topic(tp.topic))
+                txn = T.Txn(T.transactional_id(self.flow.name, tp.topic, tp.partition)) if self.eos else None
+                part = self.parts[tp] = Part(tp, self.flow.policy.remote_topic(tp.topic), txn=txn)
                 part.fetch_pos = part.done_pos = start
                 part.next_seq = self.next_seq.pop(tp, 0)
             else:  # ours before: keep what we wrote since, unless another member got further
                 part.owned = True
                 part.resetting = False
-                if not part.busy() and start > part.done_pos:
+                if self.eos:  # another member may have written since: fence and read the position again
+                    if part.txn.open():
+                        part.txn.refence = True
+                    else:
+                        self._txn_drop(part)
+                        part.txn.start_over("init")
+                elif not part.busy() and start > part.done_pos:
                     part.fetch_pos = part.done_pos = start
             part.committed = start
             self.r.log.debug("flow %s: assigned %s from offset %s", self.r.name, tp, part.fetch_pos)
@@ -371,6 +415,8 @@ class _Session:
         parts: dict[int, list[Part]] = {}
         for part in self.parts.values():
             if not part.owned or part.fetching or part.resetting or part.unacked_bytes >= PARTITION_BYTES_CAP:
+                continue
+            if part.txn is not None and part.txn.phase not in _TXN_READY:
                 continue
             node = self.src.leader(part.tp.topic, part.tp.partition)
             if node is None or node in self.fetch_in_flight:
@@ -421,6 +467,8 @@ class _Session:
                     before = part.fetch_pos
                     result = B.split(records, before, data.aborted_transactions)
                     queue = part.queue
+                    if not queue and result.batches:
+                        part.queued_at = time.monotonic()
                     for batch in result.batches:
                         queue.append(Entry(batch, batch.last_offset + 1))
                         part.unacked_bytes += len(batch.data)
@@ -459,7 +507,7 @@ class _Session:
                 continue
             node = self.dst.leader(part.remote, part.tp.partition)
             if node is None:
-                self._remote_missing(part)
+                self._remote_missing(part.remote)
                 continue
             by_node.setdefault(node, []).append(part)
         for node, parts in by_node.items():
@@ -514,7 +562,7 @@ class _Session:
             if code in _OK_PRODUCE:
                 e.state = "acked"
                 part.in_flight -= 1
-                self._acked(part, e, pr.base_offset if code == 0 else -1)
+                self._written(part, e.batch, pr.base_offset if code == 0 else -1)
                 continue
             self._failed(part, e)
             first_unacked = next((x for x in part.sent if x.state != "acked"), None) is e
@@ -530,16 +578,20 @@ class _Session:
                 raise PermanentError(f"writing to {part.remote} on {self.flow.target}: {error.__name__}"
                                      + (f" ({pr.error_message})" if pr.error_message else ""))
             if code == Errors.UnknownTopicOrPartitionError.errno:
-                self._remote_missing(part)
+                self._remote_missing(part.remote)
             self.dst.refresh()
             self.r._count_error("produce")
         self._settle_all([p for p, _ in items])
 
-    def _acked(self, part: Part, e: Entry, base_offset: int) -> None:
-        batch = e.batch
+    def _written(self, part: Part, batch: B.Batch, base_offset: int) -> None:
+        """A batch is on the target at `base_offset` (-1: unknown, a duplicate): its offset syncs and metrics.
+        At-least-once writes a sync for the batch's last record; exactly-once also for its first, since a
+        transaction marker follows every transaction on the target."""
         if base_offset >= 0:
-            self.syncs.append((offset_sync_key(part.tp.topic, part.tp.partition),
-                               offset_sync_value(batch.last_offset, base_offset + batch.count - 1)))
+            key = offset_sync_key(part.tp.topic, part.tp.partition)
+            if self.eos and batch.count > 1:
+                self.syncs.append((key, offset_sync_value(batch.first_offset, base_offset)))
+            self.syncs.append((key, offset_sync_value(batch.last_offset, base_offset + batch.count - 1)))
         metrics = self.r.metrics
         if metrics is not None:
             latency = time.time() - batch.max_timestamp / 1000 if batch.max_timestamp > 0 else None
@@ -568,19 +620,21 @@ class _Session:
             if not sent and not part.owned:
                 part.fetch_pos = part.done_pos
 
-    def _remote_missing(self, part: Part) -> None:
+    def _remote_missing(self, topic: str) -> None:
         now = time.monotonic()
-        if self.dst.partitions(part.remote) is not None:
-            self.missing_remote_since.pop(part.remote, None)
+        if self.dst.partitions(topic) is not None:
+            self.missing_remote_since.pop(topic, None)
             self.dst.refresh()
             return
-        since = self.missing_remote_since.setdefault(part.remote, now)
+        since = self.missing_remote_since.setdefault(topic, now)
         self.dst.refresh()
         if now - since > REMOTE_TOPIC_GRACE:
-            raise PermanentError(f"remote topic {part.remote} does not exist on {self.flow.target}")
+            kind = "positions topic" if topic == self.positions_topic else "remote topic"
+            raise PermanentError(f"{kind} {topic} does not exist on {self.flow.target}")
 
-    def _init_pid(self) -> None:
-        deadline = time.monotonic() + self.src.timeout
+    def _request_now(self, request, what: str):
+        """Send `request` to any broker of the target and wait for the answer (session start only)."""
+        deadline = time.monotonic() + self.dst.timeout
         while True:
             node = self.dst.any_node()
             if node is not None and self.dst.can_send(node):
@@ -588,16 +642,36 @@ class _Session:
             if node is not None:
                 self.dst.connecting(node)
             if time.monotonic() > deadline or self.stop.is_set():
-                raise RetriableError(f"no broker of {self.flow.target} ready for InitProducerId")
+                raise RetriableError(f"no broker of {self.flow.target} ready for {what}")
             self.loop.poll(0.05)
-        future = self.dst.send(node, init_producer_id_request())
-        while not future.is_done and time.monotonic() < deadline + 5:
+        future = self.dst.send(node, request)
+        while not future.is_done and time.monotonic() < deadline + 30:
             self.loop.poll(0.05)
         if not future.is_done:
-            raise RetriableError("InitProducerId timed out")
+            raise RetriableError(f"{what} on {self.flow.target} timed out")
         if future.failed():
             raise future.exception
-        response = future.value
+        return future.value
+
+    def _ensure_positions_topic(self) -> None:
+        self.dst.track({self.positions_topic})
+        try:
+            self.dst.refresh_now()
+            if self.dst.partitions(self.positions_topic) is not None:
+                return
+        except Errors.UnknownTopicOrPartitionError:
+            pass
+        request = T.create_positions_topic_request(self.positions_topic, self.flow.settings.replication_factor)
+        [result] = self._request_now(request, "CreateTopics").topics
+        if result.error_code not in (0, Errors.TopicAlreadyExistsError.errno):
+            error = Errors.for_code(result.error_code)
+            message = f"creating {self.positions_topic} on {self.flow.target}: {error.__name__}"
+            raise (PermanentError if error in _PERMANENT else RetriableError)(message)
+        self.r.log.info("flow %s: created the positions topic %s on %s", self.r.name, self.positions_topic,
+                        self.flow.target)
+
+    def _init_pid(self) -> None:
+        response = self._request_now(init_producer_id_request(), "InitProducerId")
         if response.error_code:
             error = Errors.for_code(response.error_code)
             if error in _PERMANENT:
@@ -614,6 +688,296 @@ class _Session:
             for e in part.queue:
                 e.seq = -1
         self.r.log.info("flow %s: producer id %s epoch %s", self.r.name, self.pid, self.epoch)
+
+    # -- exactly-once: one transaction pipeline per partition -------------------------------------------------
+
+    def _step_txns(self, draining: bool = False) -> None:
+        """Move every partition's transaction on where it can; never waits (answers come through `done`)."""
+        now = time.monotonic()
+        for part in self.parts.values():
+            txn = part.txn
+            if txn.busy or now < txn.retry_at:
+                continue
+            phase = txn.phase
+            if phase == "produce":
+                self._txn_produce(part)
+            elif phase in ("add", "end"):
+                self._txn_request(part)
+            elif draining:
+                continue
+            elif phase == "idle":
+                if part.owned and part.queue and (part.unacked_bytes >= TXN_MIN_BYTES
+                                                  or now - part.queued_at >= TXN_LINGER):
+                    self._txn_begin(part)
+            elif phase == "init":
+                self._txn_request(part)
+            elif phase == "fenced" and part.owned:
+                self.r.log.info("flow %s: %s-%s is still assigned here; fencing again", self.r.name,
+                                part.tp.topic, part.tp.partition)
+                txn.start_over("init")
+
+    def _txn_begin(self, part: Part) -> None:
+        txn = part.txn
+        size = 0
+        queue = part.queue
+        while queue and (not txn.entries or size + len(queue[0].batch.data) <= TXN_MAX_BYTES):
+            e = queue.popleft()
+            part.sent.append(e)
+            txn.entries.append(e)
+            size += len(e.batch.data)
+        txn.phase = "add"
+        txn.sent = txn.waiting = 0
+        txn.position_sent = False
+        self._txn_request(part)
+
+    def _txn_request(self, part: Part) -> None:
+        """The coordinator request of the partition's phase (init, add, end), after FindCoordinator if needed."""
+        txn = part.txn
+        if txn.coordinator is None:
+            node, kind, request = self.dst.any_node(), "find", T.find_coordinator_request(txn.tid)
+        elif txn.phase == "init":
+            node, kind = txn.coordinator, "init"
+            request = init_producer_id_request(txn.tid, T.TRANSACTION_TIMEOUT_MS)
+        elif txn.phase == "add":
+            node, kind = txn.coordinator, "add"
+            request = T.add_partitions_request(txn, {part.remote: [part.tp.partition], self.positions_topic: [0]})
+        else:
+            node, kind, request = txn.coordinator, "end", T.end_txn_request(txn, commit=True)
+        if node is None or not self.dst.can_send(node):
+            if node is None:
+                self.dst.refresh()
+            else:
+                self.dst.connecting(node)
+            return
+        txn.busy = True
+        self._call(self.dst.send(node, request), self._on_txn_answer, part, txn.gen, kind)
+
+    def _on_txn_answer(self, part: Part, gen: int, kind: str, future) -> None:
+        txn = part.txn
+        if self.parts.get(part.tp) is not part or txn.gen != gen:
+            return  # the partition started over (or went) since
+        txn.busy = False
+        what = {"find": "FindCoordinator", "init": "InitProducerId", "add": "AddPartitionsToTxn",
+                "end": "EndTxn"}[kind]
+        if future.failed():
+            txn.coordinator = None
+            self.dst.refresh()
+            self._retriable(f"{what} to {self.flow.target}: {_one_line(future.exception)}")
+            txn.later(0.1)
+            return
+        response = future.value
+        code = T.add_partitions_error(response) if kind == "add" else response.error_code
+        action = T.classify(code)
+        if action == T.OK:
+            txn.backoff = 0.0
+            if kind == "find":
+                txn.coordinator = response.node_id
+            elif kind == "init":
+                txn.pid, txn.epoch, txn.seq, txn.pos_seq = response.producer_id, response.producer_epoch, 0, 0
+                txn.phase = "load"
+                self.r.log.debug("flow %s: %s fenced, producer id %s epoch %s", self.r.name, txn.tid, txn.pid,
+                                 txn.epoch)
+            elif kind == "add":
+                txn.phase = "produce"
+                self._txn_produce(part)
+            else:
+                self._txn_committed(part)
+        elif action == T.RETRY:
+            txn.later(0.005, 0.2)
+        elif action == T.COORDINATOR:
+            txn.coordinator = None
+            txn.later(0.05, 2.0)
+        elif action == T.FENCED:
+            self._txn_fenced(part)
+        elif action == T.PERMANENT:
+            raise PermanentError(T.permanent_message(code, self.flow.target, f"{what} for {txn.tid}"))
+        else:
+            if code == Errors.UnknownTopicOrPartitionError.errno:
+                self._remote_missing(part.remote)
+            self._txn_restart(part, f"{what}: {Errors.for_code(code).__name__}")
+
+    def _txn_produce(self, part: Part) -> None:
+        """Send the open transaction's batches (at most MAX_UNACKED_PER_PARTITION unanswered), then the position."""
+        txn = part.txn
+        entries = txn.entries
+        node = self.dst.leader(part.remote, part.tp.partition)
+        position_node = self.dst.leader(self.positions_topic, 0)
+        if node is None or position_node is None:
+            self._remote_missing(part.remote if node is None else self.positions_topic)
+            return
+        while txn.sent < len(entries) and txn.waiting < MAX_UNACKED_PER_PARTITION:
+            if not self.dst.can_send(node):
+                self.dst.connecting(node)
+                return
+            e = entries[txn.sent]
+            e.seq = txn.seq
+            txn.seq = (txn.seq + e.batch.count) % SEQ_MOD
+            B.stamp(e.batch.data, txn.pid, txn.epoch, e.seq, transactional=True)
+            e.state = "sent"
+            txn.sent += 1
+            batches = {part.remote: [(part.tp.partition, e.batch.data)]}
+            if txn.sent == len(entries) and position_node == node:
+                batches[self.positions_topic] = [(0, self._position_batch(part))]
+            self._txn_send(part, node, batches, e)
+        if txn.sent == len(entries) and not txn.position_sent and txn.waiting < MAX_UNACKED_PER_PARTITION:
+            if not self.dst.can_send(position_node):
+                self.dst.connecting(position_node)
+                return
+            self._txn_send(part, position_node, {self.positions_topic: [(0, self._position_batch(part))]}, None)
+
+    def _position_batch(self, part: Part) -> bytes:
+        txn = part.txn
+        data = T.position_batch(part.tp.topic, part.tp.partition, txn.entries[-1].next_offset, txn)
+        txn.pos_seq = (txn.pos_seq + 1) % SEQ_MOD
+        txn.position_sent = True
+        return data
+
+    def _txn_send(self, part: Part, node: int, batches: dict, entry: Entry | None) -> None:
+        txn = part.txn
+        txn.waiting += 1
+        future = self.dst.send(node, produce_request(batches, transactional_id=txn.tid))
+        self._call(future, self._on_txn_produce, part, txn.gen, entry)
+
+    def _on_txn_produce(self, part: Part, gen: int, entry: Entry | None, future) -> None:
+        txn = part.txn
+        if self.parts.get(part.tp) is not part or txn.gen != gen:
+            return
+        txn.waiting -= 1
+        if future.failed():
+            self.dst.refresh()
+            self._retriable(f"produce to {self.flow.target}: {_one_line(future.exception)}")
+            self._txn_restart(part, _one_line(future.exception))
+            return
+        for topic in future.value.responses:
+            for pr in topic.partition_responses:
+                code = pr.error_code
+                if code == 0:
+                    if entry is not None and topic.name == part.remote:
+                        entry.base_offset = pr.base_offset
+                    continue
+                action = T.classify(code)
+                if action == T.FENCED:
+                    self._txn_fenced(part)
+                elif action == T.PERMANENT:
+                    raise PermanentError(T.permanent_message(code, self.flow.target, f"writing to {topic.name}")
+                                         + (f" ({pr.error_message})" if pr.error_message else ""))
+                else:
+                    if code == Errors.UnknownTopicOrPartitionError.errno:
+                        self._remote_missing(topic.name)
+                    self.dst.refresh()
+                    self._txn_restart(part, f"writing to {topic.name}: {Errors.for_code(code).__name__}")
+                return
+        if txn.position_sent and txn.waiting == 0:
+            txn.phase = "end"
+            self._txn_request(part)
+
+    def _txn_committed(self, part: Part) -> None:
+        """The transaction is committed: the position moves, offset syncs and metrics follow."""
+        txn = part.txn
+        for e in txn.entries:
+            part.sent.popleft()
+            part.unacked_bytes -= len(e.batch.data)
+            self._written(part, e.batch, e.base_offset)
+        part.done_pos = max(part.done_pos, txn.entries[-1].next_offset)
+        if part.owned:
+            self.membership.positions[part.tp] = part.done_pos
+        txn.entries = []
+        txn.phase = "idle"
+        self.made_progress = True
+        if self.r.state == "retrying":
+            self.r._set_state("running")
+            self.r.error = None
+        if txn.refence:
+            self._txn_drop(part)
+            txn.start_over("init")
+
+    def _txn_drop(self, part: Part) -> None:
+        """Forget everything fetched past the committed position."""
+        part.queue.clear()
+        part.sent.clear()
+        part.unacked_bytes = 0
+        part.fetch_pos = part.done_pos
+
+    def _txn_restart(self, part: Part, reason: str) -> None:
+        """Start the partition over: a new epoch (InitProducerId aborts the open transaction), the position read
+        again, fetching from there."""
+        txn = part.txn
+        self.r.log.info("flow %s: %s-%s starts over from its committed position: %s", self.r.name, part.tp.topic,
+                        part.tp.partition, reason)
+        self.r._count_error("transaction")
+        self._txn_drop(part)
+        txn.backoff = min(5.0, max(0.1, txn.backoff * 2))
+        txn.coordinator = None
+        txn.start_over("init", txn.backoff)
+
+    def _txn_fenced(self, part: Part) -> None:
+        self.r.log.warning("flow %s: %s-%s fenced: another member replicates it now; dropped here", self.r.name,
+                        part.tp.topic, part.tp.partition)
+        self._txn_drop(part)
+        part.txn.start_over("fenced", FENCED_WAIT)
+
+    def _load_positions(self) -> None:
+        """Read the positions topic (read_committed) up to its end as seen after the waiting partitions were
+        fenced, then start each of them at its position (or, with none, at the group's offset)."""
+        if self.positions_fetching:
+            return
+        if self.loading is None:
+            waiting = [(p, p.txn.gen) for p in self.parts.values() if p.txn.phase == "load"]
+            if not waiting:
+                return
+            self.loading, self.positions_target = waiting, None
+        node = self.dst.leader(self.positions_topic, 0)
+        if node is None:
+            self._remote_missing(self.positions_topic)
+            return
+        if not self.dst.can_send(node):
+            self.dst.connecting(node)
+            return
+        request = fetch_request({self.positions_topic: [(0, self.positions_offset)]}, 8 << 20, 8 << 20,
+                                max_wait_ms=100)
+        self.positions_fetching = True
+        self._call(self.dst.send(node, request), self._on_positions)
+
+    def _on_positions(self, future) -> None:
+        self.positions_fetching = False
+        if future.failed():
+            self.dst.refresh()
+            self._retriable(f"reading {self.positions_topic} on {self.flow.target}: {_one_line(future.exception)}")
+            return
+        data = future.value.responses[0].partitions[0]
+        code = data.error_code
+        if code == Errors.OffsetOutOfRangeError.errno and data.log_start_offset > self.positions_offset:
+            self.positions_offset = data.log_start_offset
+            return
+        if code:
+            error = Errors.for_code(code)
+            if error in _PERMANENT:
+                raise PermanentError(f"reading {self.positions_topic} on {self.flow.target}: {error.__name__}")
+            self.dst.refresh()
+            return
+        if self.positions_target is None:
+            self.positions_target = data.high_watermark
+        if data.records:
+            result = B.split(data.records, self.positions_offset, data.aborted_transactions)
+            T.read_positions(result.batches, self.positions)
+            self.positions_offset = result.next_offset
+        if self.positions_offset < self.positions_target:
+            return  # more to read, or an open transaction holds the last stable offset back
+        for part, gen in self.loading:
+            txn = part.txn
+            if self.parts.get(part.tp) is not part or txn.gen != gen or txn.phase != "load":
+                continue
+            start = self.positions.get((part.tp.topic, part.tp.partition))
+            if start is None:
+                start = part.committed if part.committed is not None else part.done_pos
+            part.fetch_pos = part.done_pos = start
+            txn.phase = "idle"
+            self.r.log.debug("flow %s: %s-%s starts at %s", self.r.name, part.tp.topic, part.tp.partition, start)
+        self.loading = None
+
+    def _call(self, future, handler, *args) -> None:
+        """Run `handler(*args, future)` from the round once `future` is done."""
+        future.add_both(lambda _, c=(handler, args), f=future: self.done.append(("call", c, f)))
 
     # -- offset syncs -------------------------------------------------------------------------------------------
 
@@ -659,6 +1023,9 @@ class _Session:
                 self._on_fetch(context, future)
             elif kind == "produce":
                 self._on_produce(context, future)
+            elif kind == "call":
+                handler, args = context
+                handler(*args, future)
             else:
                 self._on_syncs(context, future)
 
@@ -678,7 +1045,8 @@ class _Session:
         self.membership.commit(self._positions())
 
     def _positions(self) -> dict[TopicPartition, int]:
-        return {p.tp: p.done_pos for p in self.parts.values() if p.owned}
+        return {p.tp: p.done_pos for p in self.parts.values()
+                if p.owned and (p.txn is None or p.txn.phase != "fenced")}
 
     def _drain(self) -> None:
         """Stop fetching, let the batches already sent finish, write their syncs, commit."""
@@ -689,9 +1057,12 @@ class _Session:
             busy = any(p.sent for p in self.parts.values()) or self.syncs or self.syncs_in_flight
             if not busy:
                 break
-            if self.need_pid and not any(p.in_flight for p in self.parts.values()):
-                self._init_pid()
-            self._send_produces()  # failed batches are sent again
+            if self.eos:
+                self._step_txns(draining=True)  # open transactions finish; no new one begins
+            else:
+                if self.need_pid and not any(p.in_flight for p in self.parts.values()):
+                    self._init_pid()
+                self._send_produces()  # failed batches are sent again
             self._send_syncs()
             self.loop.poll(0.05)
             self._handle_done()

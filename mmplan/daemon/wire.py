@@ -3,7 +3,8 @@
 One `NetworkSelector` event loop, driven by the flow's own thread (no IO thread), carries the connections to the
 source and the target cluster (one `KafkaConnectionManager` each, with SASL/TLS from `client_config`). Requests are
 kafka-python's generated protocol classes: FetchRequest v4-12 (v13+ needs topic ids), ProduceRequest v3-9,
-InitProducerIdRequest up to v4. `records` fields pass raw batch bytes through untouched.
+InitProducerIdRequest up to v4 (the other transaction requests are in `transactions`). `records` fields pass raw
+batch bytes through untouched.
 
 kafka.net is young internal API; everything the engine needs from it is in this module.
 """
@@ -87,11 +88,12 @@ class Link:
     """Connections to one cluster: metadata, leaders, and raw requests to a broker."""
 
     def __init__(self, loop: Loop, alias: str, cluster: Cluster, timeout: float = 10.0,
-                 receive_max_bytes: int = 64 << 20, client_suffix: str = "") -> None:
+                 receive_max_bytes: int = 64 << 20, client_suffix: str = "",
+                 max_in_flight: int = MAX_IN_FLIGHT) -> None:
         config = client_config(alias, cluster, timeout)
         config["client_id"] = f"{config['client_id']}-{alias}{client_suffix}"
         config["receive_message_max_bytes"] = receive_max_bytes
-        config["max_in_flight_requests_per_connection"] = MAX_IN_FLIGHT
+        config["max_in_flight_requests_per_connection"] = max_in_flight
         config["request_timeout_ms"] = max(config["request_timeout_ms"], 35000)  # produce timeout 30 s + margin
         config["metadata_max_age_ms"] = 30000
         self.alias = alias
@@ -100,6 +102,7 @@ class Link:
         self.manager = _Manager(loop.net, **config)
         self.manager.cluster.config["allow_auto_create_topics"] = False  # never create a topic by asking for it
         self.in_flight: dict[int, int] = {}
+        self.max_in_flight = max_in_flight
 
     def bootstrap(self) -> None:
         """Connect and read metadata; raises a KafkaError (retriable or not) on failure."""
@@ -137,8 +140,8 @@ class Link:
     def partitions(self, topic: str) -> set[int] | None:
         return self.cluster.partitions_for_topic(topic)
 
-    def can_send(self, node: int, limit: int = MAX_IN_FLIGHT) -> bool:
-        if self.in_flight.get(node, 0) >= limit:
+    def can_send(self, node: int) -> bool:
+        if self.in_flight.get(node, 0) >= self.max_in_flight:
             return False
         try:
             conn = self.manager.get_connection(node)
@@ -185,15 +188,18 @@ def fetch_request(partitions: dict[str, list[tuple[int, int]]], max_bytes: int, 
 
 
 def produce_request(batches: dict[str, list[tuple[int, bytes | bytearray]]], acks: int = -1,
-                    timeout_ms: int = 30000) -> ProduceRequest:
-    """A produce of one batch per partition: {topic: [(partition, batch)]}."""
+                    timeout_ms: int = 30000, transactional_id: str | None = None) -> ProduceRequest:
+    """A produce of one batch per partition: {topic: [(partition, batch)]} (all of one producer id when
+    `transactional_id` is set)."""
     T = ProduceRequest.TopicProduceData
     topic_data = [T(name=t, partition_data=[T.PartitionProduceData(index=p, records=data) for p, data in parts])
                   for t, parts in batches.items()]
-    return ProduceRequest(transactional_id=None, acks=acks, timeout_ms=timeout_ms, topic_data=topic_data,
+    return ProduceRequest(transactional_id=transactional_id, acks=acks, timeout_ms=timeout_ms, topic_data=topic_data,
                           min_version=3, max_version=9)
 
 
-def init_producer_id_request() -> InitProducerIdRequest:
-    return InitProducerIdRequest(transactional_id=None, transaction_timeout_ms=60000, producer_id=-1,
-                                 producer_epoch=-1, max_version=4)
+def init_producer_id_request(transactional_id: str | None = None,
+                             transaction_timeout_ms: int = 60000) -> InitProducerIdRequest:
+    """An idempotent producer id, or (with `transactional_id`) the id's producer, fencing its previous epoch."""
+    return InitProducerIdRequest(transactional_id=transactional_id, transaction_timeout_ms=transaction_timeout_ms,
+                                 producer_id=-1, producer_epoch=-1, max_version=4)
