@@ -1,7 +1,8 @@
 """Executing a plan's changes against the clusters, in dependency order, one batch per kind and cluster.
 
 Every change reports an outcome. A failed topic creation skips that topic's other changes;
-everything else goes on.
+everything else goes on. Connectors are configured after the topics, one `PUT /connectors/<name>/config`
+each.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from mmplan.errors import MmplanError
 from mmplan.kafka.admin import Admin
+from mmplan.kafka.connect import ConnectClient
 from mmplan.plan.model import Change, ChangeKind, Plan
 from mmplan.state.snapshot import TopicState
 
@@ -33,12 +36,20 @@ _STEPS = (
     (ChangeKind.create_acl,),
     (ChangeKind.delete_acl,),
     (ChangeKind.delete_topic,),
+    (ChangeKind.create_connector, ChangeKind.update_connector),
+    (ChangeKind.delete_connector,),
 )
+_CONNECTOR_KINDS = {ChangeKind.create_connector, ChangeKind.update_connector, ChangeKind.delete_connector}
 
 
 def apply_changes(plan: Plan, admins: Mapping[str, Admin],
-                  report: Callable[[Outcome], None] = lambda outcome: None) -> list[Outcome]:
-    """Apply the plan's pending changes; returns (and reports as it goes) one outcome per change."""
+                  report: Callable[[Outcome], None] = lambda outcome: None,
+                  connect: Mapping[str, ConnectClient] | None = None,
+                  connector_configs: Mapping[str, dict[str, str]] | None = None) -> list[Outcome]:
+    """Apply the plan's pending changes; returns (and reports as it goes) one outcome per change.
+
+    Connector changes go to `connect` (a client per Connect URL) with the unmasked configs in
+    `connector_configs` (connector name -> config), one request per connector."""
     outcomes: list[Outcome] = []
     failed_topics: set[tuple[str, str]] = set()
 
@@ -56,11 +67,33 @@ def apply_changes(plan: Plan, admins: Mapping[str, Admin],
             else:
                 batch.setdefault(change.cluster, []).append(change)
         for cluster, changes in batch.items():
+            if kinds[0] in _CONNECTOR_KINDS:
+                for change in changes:
+                    done(Outcome(change, error=_connector(connect or {}, connector_configs or {}, change)))
+                continue
             for change, error in _run(admins[cluster], kinds[0], changes):
                 if error and change.kind is ChangeKind.create_topic:
                     failed_topics.add((cluster, change.topic))
                 done(Outcome(change, error=error))
     return outcomes
+
+
+def _connector(connect: Mapping[str, ConnectClient], configs: Mapping[str, dict[str, str]],
+               change: Change) -> str | None:
+    """PUT the connector's config (create or replace), or DELETE it; the error as one line, or None."""
+    client = connect.get(change.cluster)
+    if client is None:
+        return f"no Kafka Connect client for {change.cluster}"
+    try:
+        if change.kind is ChangeKind.delete_connector:
+            client.delete(change.connector)
+        elif change.connector not in configs:
+            return f"the topology has no connector {change.connector}"
+        else:
+            client.put_config(change.connector, configs[change.connector])
+    except MmplanError as e:
+        return e.message
+    return None
 
 
 def _run(admin: Admin, kind: ChangeKind, changes: list[Change]) -> list[tuple[Change, str | None]]:

@@ -13,15 +13,17 @@ from mmplan.errors import MmplanError
 from mmplan.graph.checks import check_topology
 from mmplan.graph.compile import CompiledFlow, CompiledTopology, compile_topology
 from mmplan.kafka.admin import Admin
+from mmplan.kafka.connect import ConnectClient
+from mmplan.mm2.connectors import topology_connectors
 from mmplan.plan.diff import compute_plan
-from mmplan.plan.model import Plan, PlanProblem
+from mmplan.plan.model import Change, Plan, PlanProblem
 from mmplan.plan.saved import SavedPlan
 from mmplan.plan.summary import describe
-from mmplan.state.live import read_snapshot
+from mmplan.state.live import read_connect, read_snapshot
 from mmplan.state.snapshot import Snapshot
 from mmplan.topology.findings import has_errors
 from mmplan.topology.loader import LoadedTopology
-from mmplan.topology.models import Topology
+from mmplan.topology.models import Engine, Topology
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,14 @@ def plan_topology(loaded: LoadedTopology, flow_names: tuple[str, ...] = (), allo
                     for f in findings]
         return LivePlan(Plan(topology_file=loaded.file, problems=problems), Snapshot(), compiled)
     snapshot = read_snapshot(loaded.topology, _aliases(flows), timeout=timeout)
-    plan = compute_plan(compiled, flows, snapshot, findings, allow_delete=allow_delete, topology_file=loaded.file)
+    connect = read_connect(flows, timeout=timeout) if _connect_flows(flows) else None
+    plan = compute_plan(compiled, flows, snapshot, findings, allow_delete=allow_delete, topology_file=loaded.file,
+                        connect=connect)
     return LivePlan(plan, snapshot, compiled)
+
+
+def _connect_flows(flows: list[CompiledFlow]) -> list[CompiledFlow]:
+    return [f for f in flows if f.settings.engine is Engine.connect and f.settings.connect.urls]
 
 
 def _aliases(flows: list[CompiledFlow]) -> list[str]:
@@ -57,13 +65,28 @@ def apply_plan(plan: Plan, topology: Topology, timeout: float = 10.0,
     if plan.has_errors:
         raise MmplanError("the plan has errors; nothing was applied", hint="fix the problems the plan lists")
     admins: dict[str, Admin] = {}
+    connector_changes = [c for c in plan.pending if c.connector is not None]
+    clients, configs = _connect_clients(topology, connector_changes, timeout) if connector_changes else ({}, {})
     try:
-        for alias in dict.fromkeys(c.cluster for c in plan.pending):
+        for alias in dict.fromkeys(c.cluster for c in plan.pending if c.connector is None):
             admins[alias] = Admin.connect(alias, topology.clusters[alias], timeout=timeout)
-        return apply_changes(plan, admins, report)
+        return apply_changes(plan, admins, report, connect=clients, connector_configs=configs)
     finally:
         for admin in admins.values():
             admin.close()
+
+
+def _connect_clients(topology: Topology, changes: list[Change],
+                     timeout: float) -> tuple[dict[str, ConnectClient], dict[str, dict[str, str]]]:
+    """A REST client per Connect URL the changes touch, and every connector config the topology wants."""
+    flows = _connect_flows(list(compile_topology(topology).flows))
+    clients = {}
+    for url in dict.fromkeys(c.cluster for c in changes):
+        settings = next((f.settings.connect for f in flows if f.settings.connect.urls[0] == url), None)
+        if settings is None:
+            raise MmplanError(f"no connect flow of the topology uses Kafka Connect {url}")
+        clients[url] = ConnectClient.for_settings(settings, timeout)
+    return clients, topology_connectors(topology, flows)
 
 
 def verify_saved(saved: SavedPlan, file: str, timeout: float = 10.0) -> None:

@@ -12,16 +12,22 @@ from deepdiff.helper import notpresent
 
 from mmplan.graph.compile import CompiledFlow, CompiledTopology, flow_name
 from mmplan.graph.policy import ReplicationPolicy
+from mmplan.mm2.connectors import CLASS_PREFIX, flow_connectors, is_secret_key
 from mmplan.plan.model import APPLY_ORDER, Action, Change, ChangeKind, Plan, PlanProblem
 from mmplan.state.desired import DesiredState, DesiredTopic, desired_state
+from mmplan.state.live import ConnectSnapshot
 from mmplan.state.snapshot import AclBinding, Snapshot
 from mmplan.topology.findings import Finding
+from mmplan.topology.models import Engine
+
+MASK = "***"
 
 
 def compute_plan(compiled: CompiledTopology, flows: list[CompiledFlow], snapshot: Snapshot,
                  findings: Sequence[Finding] = (), allow_delete: bool = False,
-                 topology_file: str | None = None) -> Plan:
-    """The plan that makes the clusters match `flows`, given the live `snapshot`."""
+                 topology_file: str | None = None, connect: ConnectSnapshot | None = None) -> Plan:
+    """The plan that makes the clusters match `flows`, given the live `snapshot` (and, for connect flows,
+    the live connectors in `connect`; without it connectors are not planned)."""
     desired = desired_state(flows, snapshot)
     problems = [PlanProblem(code=f.code, severity=f.severity, message=f.message) for f in findings]
     problems += _unreachable(flows, snapshot) + _live_replication_factor(flows, snapshot)
@@ -29,6 +35,10 @@ def compute_plan(compiled: CompiledTopology, flows: list[CompiledFlow], snapshot
     changes, topic_problems = _topic_changes(desired, snapshot)
     changes += _acl_changes(desired, flows, snapshot)
     changes += _orphan_topics(compiled, flows, desired, snapshot)
+    if connect is not None:
+        connector_changes, connector_problems = _connector_changes(compiled, flows, connect)
+        changes += connector_changes
+        problems += connector_problems
     changes = sorted((c.model_copy(update={"held": True}) if c.action is Action.delete and not allow_delete else c
                       for c in changes), key=_order)
     return Plan(topology_file=topology_file, flows=[f.name for f in flows if f.settings.enabled],
@@ -37,7 +47,7 @@ def compute_plan(compiled: CompiledTopology, flows: list[CompiledFlow], snapshot
 
 def _order(change: Change) -> tuple:
     return (change.cluster, APPLY_ORDER.index(change.kind), change.topic, change.config or "",
-            change.acl.describe() if change.acl else "")
+            change.acl.describe() if change.acl else "", change.connector or "")
 
 
 def _unreachable(flows: list[CompiledFlow], snapshot: Snapshot) -> list[PlanProblem]:
@@ -195,3 +205,77 @@ def _orphan_topics(compiled: CompiledTopology, flows: list[CompiledFlow], desire
                                           reason=f"orphan: {reason}"))
                     break
     return changes
+
+
+def _connector_changes(compiled: CompiledTopology, flows: list[CompiledFlow],
+                       connect: ConnectSnapshot) -> tuple[list[Change], list[PlanProblem]]:
+    """Connectors to create, reconfigure (including ones changed by hand) and delete, per Connect cluster;
+    failed connectors and tasks as problems. A MirrorMaker 2 connector is mmplan's to delete when it
+    replicates between two declared clusters for a flow that is gone, disabled or selected."""
+    topology = compiled.topology
+    mine = [f for f in flows if f.settings.engine is Engine.connect and f.settings.connect.urls]
+    declared = {(f.source, f.target) for f in compiled.flows}
+    changes: list[Change] = []
+    problems: list[PlanProblem] = []
+    for url in dict.fromkeys(f.settings.connect.urls[0] for f in mine):
+        if url in connect.unreachable:
+            problems.append(PlanProblem(code="connect-unreachable", severity="error", cluster=url,
+                                        message=f"Kafka Connect {url}: {connect.unreachable[url]}"))
+            continue
+        live = connect.connectors.get(url, {})
+        here = [f for f in mine if f.settings.connect.urls[0] == url]
+        wanted = {name: (f, config) for f in here if f.settings.enabled
+                  for name, config in flow_connectors(topology, f).items()}
+        for name, (flow, config) in wanted.items():
+            have = live.get(name)
+            if have is None:
+                changes.append(Change(kind=ChangeKind.create_connector, cluster=url, connector=name, flow=flow.name,
+                                      after=_masked(config), reason=config["connector.class"].rsplit(".", 1)[-1]))
+                continue
+            current = {k: v for k, v in have.config.items() if k != "name"}
+            if current != config:
+                changes.append(Change(kind=ChangeKind.update_connector, cluster=url, connector=name, flow=flow.name,
+                                      before=_masked(current), after=_masked(config, current),
+                                      reason="its config differs from the topology"))
+            problems += _failures(url, flow.name, have)
+        pairs = {(f.source, f.target) for f in here}
+        for name, have in sorted(live.items()):
+            pair = (have.config.get("source.cluster.alias"), have.config.get("target.cluster.alias"))
+            if (name in wanted or not have.config.get("connector.class", "").startswith(CLASS_PREFIX)
+                    or not set(pair) <= set(topology.clusters) or (pair in declared and pair not in pairs)):
+                continue
+            flow_name_ = f"{pair[0]}->{pair[1]}"
+            why = "its flow is disabled" if pair in pairs else f"no flow {flow_name_} is declared"
+            changes.append(Change(kind=ChangeKind.delete_connector, cluster=url, connector=name, flow=flow_name_,
+                                  before=_masked({k: v for k, v in have.config.items() if k != "name"}),
+                                  reason=f"orphan: {why}"))
+    return changes, problems
+
+
+def _masked(config: dict[str, str], old: dict[str, str] | None = None) -> dict[str, str]:
+    """Secret values replaced; a secret that differs from `old` says so without showing either value."""
+    out = {}
+    for key, value in config.items():
+        if is_secret_key(key) and value:
+            changed = old is not None and key in old and old[key] != value
+            out[key] = MASK + " (changed)" if changed else MASK
+        else:
+            out[key] = value
+    return out
+
+
+def _failures(url: str, flow: str, status) -> list[PlanProblem]:
+    out = []
+    if status.state == "FAILED":
+        out.append(PlanProblem(code="connector-failed", severity="warning", flow=flow, cluster=url,
+                               message=f"connector {status.name} on {url} has FAILED: {_first_line(status.trace)}"))
+    for task_id, state, trace in status.tasks:
+        if state == "FAILED":
+            out.append(PlanProblem(code="task-failed", severity="warning", flow=flow, cluster=url,
+                                   message=f"task {task_id} of connector {status.name} on {url} has FAILED: "
+                                           f"{_first_line(trace)}"))
+    return out
+
+
+def _first_line(trace: str | None) -> str:
+    return (trace or "no trace").strip().splitlines()[0][:300] if (trace or "").strip() else "no trace"

@@ -29,17 +29,21 @@ class ChangeKind(str, Enum):
     create_acl = "create_acl"
     delete_acl = "delete_acl"
     delete_topic = "delete_topic"
+    create_connector = "create_connector"
+    update_connector = "update_connector"
+    delete_connector = "delete_connector"
 
     @property
     def action(self) -> Action:
-        if self in (ChangeKind.create_topic, ChangeKind.create_acl):
+        if self in (ChangeKind.create_topic, ChangeKind.create_acl, ChangeKind.create_connector):
             return Action.create
-        if self in (ChangeKind.delete_topic, ChangeKind.delete_acl):
+        if self in (ChangeKind.delete_topic, ChangeKind.delete_acl, ChangeKind.delete_connector):
             return Action.delete
         return Action.update
 
 
-# The order apply runs changes in: a topic exists before its configs and ACLs change.
+# The order apply runs changes in: a topic exists before its configs and ACLs change, and before the
+# connectors that replicate into it start.
 APPLY_ORDER = list(ChangeKind)
 
 
@@ -49,8 +53,9 @@ class Change(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     kind: ChangeKind
-    cluster: str
-    topic: str
+    cluster: str = Field(description="a cluster alias, or the Kafka Connect URL for connector changes")
+    topic: str = ""
+    connector: str | None = Field(None, description="the connector, for connector changes")
     config: str | None = None
     acl: AclBinding | None = None
     before: Any = None
@@ -65,6 +70,8 @@ class Change(BaseModel):
 
     @property
     def resource(self) -> str:
+        if self.connector is not None:
+            return f"connector {self.connector}"
         if self.acl is not None:
             return f"acl {self.acl.describe()}"
         if self.config is not None:

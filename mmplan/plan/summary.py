@@ -27,7 +27,18 @@ def describe(change: Change) -> str:
         return f"topic {change.topic}: {change.config} {change.before} → (unset)"
     if k is ChangeKind.delete_topic:
         return f"topic {change.topic} ({_n(change.before['partitions'], 'partition')})"
+    if k is ChangeKind.create_connector:
+        return f"connector {change.connector} ({_n(len(change.after), 'setting')})"
+    if k is ChangeKind.update_connector:
+        before, after = change.before or {}, change.after or {}
+        keys = sorted(key for key in set(before) | set(after) if before.get(key) != after.get(key))
+        return f"connector {change.connector}: " + "; ".join(
+            f"{key} {_shown(before.get(key))} → {_shown(after.get(key))}" for key in keys)
     return change.resource
+
+
+def _shown(value: object) -> str:
+    return "(unset)" if value is None else repr(value) if value == "" else str(value)
 
 
 def by_flow(plan: Plan) -> Iterator[tuple[str, list[tuple[str, list[Change]]]]]:

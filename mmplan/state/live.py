@@ -1,15 +1,20 @@
-"""Read the live state of clusters, all at once, checking first that each is the cluster it claims to be."""
+"""Read the live state of clusters, all at once, checking first that each is the cluster it claims to be;
+and the connectors of the Kafka Connect clusters that `engine: connect` flows use."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from mmplan.errors import MmplanError
+from mmplan.graph.compile import CompiledFlow
 from mmplan.kafka.admin import Admin
+from mmplan.kafka.connect import ConnectClient, ConnectorStatus
 from mmplan.state.snapshot import ClusterState, Snapshot
-from mmplan.topology.models import Topology
+from mmplan.topology.models import Engine, Topology
 
 R = TypeVar("R")
 
@@ -86,3 +91,29 @@ def _each(aliases: list[str], fn: Callable[[str], R]) -> dict[str, R | MmplanErr
         return {}
     with ThreadPoolExecutor(max_workers=len(aliases), thread_name_prefix="mmplan-read") as pool:
         return dict(zip(aliases, pool.map(run, aliases), strict=True))
+
+
+@dataclass(frozen=True)
+class ConnectSnapshot:
+    """The connectors of the Kafka Connect clusters the connect flows use, keyed by each cluster's first URL."""
+
+    connectors: dict[str, dict[str, ConnectorStatus]] = field(default_factory=dict)
+    unreachable: dict[str, str] = field(default_factory=dict)
+
+
+def read_connect(flows: Iterable[CompiledFlow], timeout: float = 10.0,
+                 env: Mapping[str, str] = os.environ) -> ConnectSnapshot:
+    """Every connector (config, state, tasks) on the Connect clusters of the `engine: connect` flows."""
+    settings = {}
+    for flow in flows:
+        connect = flow.settings.connect
+        if flow.settings.engine is Engine.connect and connect.urls:
+            settings.setdefault(connect.urls[0], connect)
+    results = _each(list(settings), lambda url: ConnectClient.for_settings(settings[url], timeout, env).connectors())
+    snapshot = ConnectSnapshot()
+    for url, result in results.items():
+        if isinstance(result, MmplanError):
+            snapshot.unreachable[url] = result.message
+        else:
+            snapshot.connectors[url] = result
+    return snapshot
