@@ -226,7 +226,7 @@ class CheckpointWorker:
 
     def _open_reader(self):
         c = consumer(self.flow.source, self.source, self.timeout, auto_offset_reset="earliest",
-                     fetch_max_wait_ms=int(POLL_S * 1000))
+                     fetch_max_wait_ms=int(POLL_S * 1000), allow_auto_create_topics=False)
         try:
             partitions = c.partitions_for_topic(self.syncs_topic)
             if not partitions:
@@ -285,7 +285,7 @@ class CheckpointWorker:
         try:
             if self._producer is None:
                 self._producer = producer(target, self.target, self.timeout, linger_ms=5,
-                                          max_block_ms=int(MAX_BLOCK_S * 1000))
+                                          max_block_ms=int(MAX_BLOCK_S * 1000), allow_auto_create_topics=False)
             futures = [self._producer.send(self.checkpoints_topic, key=c.key(), value=c.value(), partition=0,
                                            timestamp_ms=listed_ms) for c in records]
             self._producer.flush(timeout=self.timeout)

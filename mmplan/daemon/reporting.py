@@ -83,7 +83,7 @@ class StatusWriter:
         try:
             if self._producer is None:
                 self._producer = producer(target, self.cluster, self.timeout, linger_ms=0,
-                                          max_block_ms=int(MAX_BLOCK_S * 1000))
+                                          max_block_ms=int(MAX_BLOCK_S * 1000), allow_auto_create_topics=False)
             future = self._producer.send(self.topic, key=record.key(), value=record.value(),
                                          timestamp_ms=record.time_ms)
         except Exception as e:

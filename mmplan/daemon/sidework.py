@@ -81,8 +81,9 @@ class FlowSideWork:
         """After the flow stopped: wait for the threads, write `stopped`. True when done within `timeout`."""
         self.stop.set()
         deadline = time.monotonic() + timeout
+        joined_by = time.monotonic() + timeout / 2  # the other half is for writing `stopped`
         for thread in self.threads:
-            thread.join(max(0.0, min(deadline - time.monotonic(), timeout / 2)))
+            thread.join(max(0.0, joined_by - time.monotonic()))
         self.status.finish(max(0.1, deadline - time.monotonic()), error)
         late = [t.name for t in self.threads if t.is_alive()]
         if late:
