@@ -276,6 +276,7 @@ class CheckpointWorker:
             self._drop_admin("_src_admin")
             return 0
         self.written = {g: w for g, w in self.written.items() if g in groups}  # groups gone: forgotten
+        self.turns = {g: t for g, t in self.turns.items() if g in groups}
         due = {}
         for group, checkpoints in groups.items():
             turn = self.turns.get(group, 0)
