@@ -5,8 +5,9 @@
    created on the source when missing, and its remote topic on the target through the plan/apply code (the
    flow's plan, limited to that topic).
 2. The flow must be up (`mmplan status`'s state); a stopped or dead flow fails the drill at once.
-3. `records` marker records (JSON `{"drill", "seq", "ts"}`) are produced on the source; the probe group consumes
-   the first half with a real consumer and commits.
+3. `records` marker records (JSON `{"drill", "seq", "ts"}`) are produced on the source, one batch each (so
+   offset syncs, written per forwarded batch, cover each one); the probe group consumes the first half with a
+   real consumer and commits.
 4. The drill waits (bounded by the timeout) until every marker is on the target (replication latency: arrival
    seen by polling minus the marker's timestamp, the worst marker) and a checkpoint of the probe group at its
    committed offset is in the checkpoints topic (checkpoint lag: from the commit until the drill saw it).
@@ -199,13 +200,14 @@ def _produce(flow, topology, topic: str, drill: str, records: int, timeout: floa
     """Produce the markers; [(source offset, timestamp ms)] by sequence number."""
     p = producer(flow.source, topology.clusters[flow.source], timeout)
     try:
-        futures = []
-        for seq in range(records):
+        out = []
+        for seq in range(records):  # one batch each: the offset syncs then cover every marker exactly
             ts = int(time.time() * 1000)
             value = json.dumps({"drill": drill, "seq": seq, "ts": ts}).encode()
-            futures.append((p.send(topic, key=drill.encode(), value=value, partition=0, timestamp_ms=ts), ts))
-        p.flush(timeout)
-        return [(f.get(timeout).offset, ts) for f, ts in futures]
+            future = p.send(topic, key=drill.encode(), value=value, partition=0, timestamp_ms=ts)
+            p.flush(timeout)
+            out.append((future.get(timeout).offset, ts))
+        return out
     except Exception as e:  # noqa: BLE001 - kafka-python raises several kinds here
         raise _Failed(f"producing the markers on {flow.source} failed: {e}") from None
     finally:

@@ -8,9 +8,12 @@ exactly that process (by pid, its own process group).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 from mmplan.sandbox import maven
@@ -81,3 +84,128 @@ class Mm2:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
+
+
+# -- helpers the ops tests share -----------------------------------------------------------------------------------
+
+MMPLAN = str(Path(sys.executable).with_name("mmplan"))
+JAVA_SOURCE = Path(__file__).parent.parent / "java" / "Mm2Interop.java"
+
+
+def mmplan(*args: str, timeout: float = 120) -> tuple[int, str, str]:
+    """Run the installed `mmplan` console script; (exit code, stdout, stderr)."""
+    done = subprocess.run([MMPLAN, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "NO_COLOR": "1"})
+    return done.returncode, done.stdout, done.stderr
+
+
+def mmplan_json(*args: str, timeout: float = 120) -> tuple[int, dict]:
+    code, out, err = mmplan(*args, "--format", "json", timeout=timeout)
+    assert out.strip(), f"mmplan {' '.join(args)} exited {code} with no output:\n{err}"
+    return code, json.loads(out)
+
+
+def java_interop(work: Path, bootstrap: str, source: str, group: str, heartbeats_topic: str) -> dict:
+    """Compile tests/java/Mm2Interop.java (once per directory) against Kafka's jars and run it: MirrorMaker 2's
+    RemoteClusterUtils answers and decoded heartbeats, as a dict."""
+    java = find_java()
+    classes = work / "java-classes"
+    cp = maven.classpath()
+    if not (classes / "Mm2Interop.class").exists():
+        classes.mkdir(parents=True, exist_ok=True)
+        javac = Path(java).with_name("javac")
+        subprocess.run([str(javac if javac.exists() else "javac"), "-cp", cp, "-d", str(classes), str(JAVA_SOURCE)],
+                       check=True, capture_output=True, timeout=120)
+    done = subprocess.run([java, "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", f"{cp}{os.pathsep}{classes}",
+                           "Mm2Interop", bootstrap, source, group, heartbeats_topic],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def wait_for(predicate, timeout: float, what: str, every: float = 0.5):
+    """Call `predicate` until it returns something truthy (returned) or `timeout` passes (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(every)
+
+
+def produce_indexed(producer, topic: str, partitions: int, per_partition: int, start: int = 0) -> None:
+    """`per_partition` records on each partition, value `<partition>:<index>` (index = the source offset, counting
+    from `start`)."""
+    for i in range(start, start + per_partition):
+        for p in range(partitions):
+            producer.send(topic, value=f"{p}:{i}".encode(), partition=p)
+    producer.flush(30)
+
+
+def read_from_committed(consumer, group_topic: str, partitions: int, timeout: float = 20) -> dict[int, list[int]]:
+    """With a consumer of the group (not subscribed), read each partition of `group_topic` from the group's
+    committed offset to the end: partition -> the source indexes read."""
+    from kafka import TopicPartition
+
+    tps = [TopicPartition(group_topic, p) for p in range(partitions)]
+    consumer.assign(tps)
+    for tp in tps:
+        committed = consumer.committed(tp)
+        assert committed is not None, f"group has no committed offset on {tp}"
+        consumer.seek(tp, committed)
+    ends = consumer.end_offsets(tps)
+    out: dict[int, list[int]] = {p: [] for p in range(partitions)}
+    deadline = time.monotonic() + timeout
+    while any(consumer.position(tp) < ends[tp] for tp in tps):
+        assert time.monotonic() < deadline, "reading the remote topic did not reach its end"
+        for tp, records in consumer.poll(timeout_ms=200).items():
+            out[tp.partition] += [int(r.value.split(b":")[1]) for r in records if r.offset < ends[tp]]
+    return out
+
+
+def ops_topology(pair, run_id: str, *, heartbeats_topic: str | None = None, rpo: str = "10s",
+                 extra: str = "") -> str:
+    """One flow e<id> -> w<id> over the shared pair replicating `p<id>.*`, with short intervals (heartbeats
+    0.2s, checkpoints 1s, topic refresh 1s) and an rpo; the heartbeats topic is `hb-<id>` unless named."""
+    east = pair.cluster("us-east").bootstrap_servers
+    west = pair.cluster("us-west").bootstrap_servers
+    return f"""\
+version: 1
+defaults: {{replication_factor: 1}}
+clusters:
+  e{run_id}: {{bootstrap_servers: "{east}", brokers: 1}}
+  w{run_id}: {{bootstrap_servers: "{west}", brokers: 1}}
+flows:
+  - source: e{run_id}
+    target: w{run_id}
+    topics: {{include: ["p{run_id}\\\\..*"]}}
+    heartbeats: {{topic: {heartbeats_topic or f"hb-{run_id}"}, interval: 200ms}}
+    checkpoints: {{interval: 1s}}
+    refresh_topics: {{interval: 1s}}
+    rpo: {rpo}
+{extra}"""
+
+
+class Daemon:
+    """`mmplan run FILE` in a process of its own (JSON logs to a file), stopped by pid."""
+
+    def __init__(self, work: Path, file: Path):
+        self.log = work / f"run-{os.getpid()}-{time.monotonic_ns()}.log"
+        self._out = open(self.log, "w")
+        self.proc = subprocess.Popen([MMPLAN, "run", str(file), "--log-format", "json"], stdout=subprocess.DEVNULL,
+                                     stderr=self._out, env={**os.environ, "NO_COLOR": "1"})
+
+    def stop(self, timeout: float = 40) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._out.close()
