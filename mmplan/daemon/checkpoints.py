@@ -284,14 +284,8 @@ class CheckpointWorker:
             due[group] = due_checkpoints(checkpoints, self.written.get(group, {}), turn)
         records = [c for cs in due.values() for c in cs]
         try:
-            if self._producer is None:
-                self._producer = producer(target, self.target, self.timeout, linger_ms=5,
-                                          max_block_ms=int(MAX_BLOCK_S * 1000), allow_auto_create_topics=False)
-            futures = [self._producer.send(self.checkpoints_topic, key=c.key(), value=c.value(), partition=0,
-                                           timestamp_ms=listed_ms) for c in records]
-            self._producer.flush(timeout=self.timeout)
-            for f in futures:
-                f.get(timeout=0)
+            if records:
+                self._write(records, listed_ms)
         except Exception as e:
             self.cp_episode.failed(target, f"writing checkpoints to {self.checkpoints_topic}", e)
             self._close_producer()
@@ -308,6 +302,17 @@ class CheckpointWorker:
         if records:
             self.log.debug("wrote %d checkpoint(s) for %d group(s)", len(records), len(groups))
         return len(records)
+
+    def _write(self, records: list[Checkpoint], timestamp_ms: int) -> None:
+        """Write to partition 0 of the checkpoints topic and wait for the target to acknowledge every record."""
+        if self._producer is None:
+            self._producer = producer(self.flow.target, self.target, self.timeout, linger_ms=5,
+                                      max_block_ms=int(MAX_BLOCK_S * 1000), allow_auto_create_topics=False)
+        futures = [self._producer.send(self.checkpoints_topic, key=c.key(), value=c.value(), partition=0,
+                                       timestamp_ms=timestamp_ms) for c in records]
+        self._producer.flush(timeout=self.timeout)
+        for f in futures:
+            f.get(timeout=0)  # raises the error of a record the target refused
 
     # -- group offset sync ----------------------------------------------------------------------------------
 

@@ -473,7 +473,10 @@ class Daemon:
         side = None
         if self.side_factory is not None:
             try:
-                side = self.side_factory(flow, topology, runner_state=lambda: (runner.state, runner.error),
+                def runner_state() -> tuple[str, str | None]:  # the status records are read by others: redacted
+                    return runner.state, self.redact(runner.error) if runner.error else None
+
+                side = self.side_factory(flow, topology, runner_state=runner_state,
                                          daemon=self.daemon_id, version=self.current.digest[:12] or None,
                                          metrics=self.metrics, logger=flow_logger(flow.name), timeout=self.timeout)
             except Exception:  # never keep a flow from replicating
