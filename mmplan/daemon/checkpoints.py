@@ -121,7 +121,8 @@ def may_sync(state: str, members: int) -> bool:
 
 @dataclass
 class Round:
-    """What the last checkpoint round produced: group -> its checkpoints (for the group offset sync)."""
+    """The translations of the last checkpoint round (monotonic time): a group offset sync due right after
+    it uses them instead of listing every group again."""
 
     at: float
     groups: dict[str, list[Checkpoint]]
@@ -144,6 +145,7 @@ class CheckpointWorker:
         self.checkpoints_topic = flow.policy.checkpoints_topic()
         self.histories: dict[tuple[str, int], SyncHistory] = {}
         self.written: dict[str, dict[tuple[str, int], tuple[int, int]]] = {}
+        self.last_round: Round | None = None
         self.turns: dict[str, int] = {}
         self.caught_up = False
         self._ends: dict[TopicPartition, int] | None = None
@@ -275,6 +277,7 @@ class CheckpointWorker:
             self.cp_episode.failed(source, "listing consumer groups and their offsets", e)
             self._drop_admin("_src_admin")
             return 0
+        self.last_round = Round(time.monotonic(), groups)
         self.written = {g: w for g, w in self.written.items() if g in groups}  # groups gone: forgotten
         self.turns = {g: t for g, t in self.turns.items() if g in groups}
         due = {}
@@ -319,12 +322,16 @@ class CheckpointWorker:
     def sync_round(self) -> dict[str, str]:
         """Commit the translations to the idle target groups; group -> committed/current/active/failed."""
         source, target = self.flow.source, self.flow.target
-        try:
-            groups = self.translations()
-        except Exception as e:
-            self.sync_episode.failed(source, "listing consumer groups and their offsets", e)
-            self._drop_admin("_src_admin")
-            return {}
+        last = self.last_round
+        if last is not None and time.monotonic() - last.at < self.sync_interval / 2:
+            groups = last.groups
+        else:
+            try:
+                groups = self.translations()
+            except Exception as e:
+                self.sync_episode.failed(source, "listing consumer groups and their offsets", e)
+                self._drop_admin("_src_admin")
+                return {}
         results: dict[str, str] = {}
         try:
             if self._dst_admin is None:

@@ -215,10 +215,21 @@ def test_heartbeats_arrive_on_the_target_and_status_records_show_the_daemon_star
     assert len({x.daemon for x in seen}) == 1 and seen[0].interval_ms == 5000 and seen[0].version
     assert not seen[-1].stale(int(time.time() * 1000))
 
+    # the flow's settings change (SIGHUP): its runner restarts, its status says stopped, then started, running
+    case.file.write_text(case.file.read_text().replace("interval: 0.2s", "interval: 0.3s"))
+    case.procs[0][0].send_signal(signal.SIGHUP)
+
+    def restarted():
+        names = [x.state for x in states()][len(seen):]
+        return "stopped" in names and names[names.index("stopped"):][:2] == ["stopped", "started"] \
+            and names[-1] == "running"
+
+    wait_until(restarted, timeout=30, what="stopped, started, running after the restart")
+
     assert case.stop() == 0
     final = states()
     assert final[-1].state == "stopped" and final[-1].daemon == seen[0].daemon and final[-1].error is None
-    assert [x.state for x in final].index("stopped") == len(final) - 1
+    assert [x.state for x in final].count("stopped") == 2  # the restart's and the exit's
 
 
 def test_checkpoints_translate_exactly_including_inside_a_batch_and_skip_excluded_groups(case_factory):
