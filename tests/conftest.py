@@ -8,6 +8,8 @@ Kafka fixtures (use them only in tests marked `@pytest.mark.kafka`):
 - `kafka_sasl`, `kafka_tls`: session-wide `Sandbox`es, one cluster `secure` behind a SCRAM or TLS listener.
   `sb.kafka_config("secure")` gives the keyword arguments for any such sandbox and alias.
 - `fresh_cluster`: a `Sandbox` with one new cluster `fresh`, stopped after the test (for destructive tests).
+- `connect_worker`: the REST URL of a session-wide Kafka Connect worker (distributed mode, MirrorMaker 2's
+  connectors on its classpath) beside `kafka_pair`, its internal topics on us-west; started only when used.
 - `clients`: makes admin/producer/consumer clients from such keyword arguments and closes them after the test.
 - `unique`: unique topic and group names for the test (`unique.topic()`, `unique.group()`).
 A cluster that cannot start makes the tests that need it ERROR; nothing is skipped.
@@ -86,6 +88,20 @@ def kafka_sasl(tmp_path_factory):
 def kafka_tls(tmp_path_factory):
     """One cluster `secure` whose client listener is TLS with client certificates."""
     yield from _sandbox(tmp_path_factory.mktemp("tls"), aliases=["secure"], security="tls")
+
+
+@pytest.fixture(scope="session")
+def connect_worker(kafka_pair):
+    """A Kafka Connect worker beside kafka_pair, stopped (by its pid) at the end of the session."""
+    from mmplan.sandbox import connect
+
+    stop = functools.partial(connect.stop, kafka_pair)
+    atexit.register(stop)
+    try:
+        yield connect.start(kafka_pair).url
+    finally:
+        stop()
+        atexit.unregister(stop)
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ import time
 import click
 
 from mmplan import sandbox as sbx
-from mmplan.sandbox import maven
+from mmplan.sandbox import connect as connect_worker
+from mmplan.sandbox import maven, process
 from mmplan.sandbox.state import SECURITY_MODES
 
 _dir_option = click.option("--dir", "directory", default=sbx.DEFAULT_DIR, show_default=True,
@@ -36,12 +37,13 @@ def fetch() -> int:
 @click.option("--base-port", type=int, help="Use consecutive ports from here instead of free ones.")
 @click.option("--timeout", type=float, default=sbx.cluster.START_TIMEOUT, show_default=True,
               help="Seconds to wait for the clusters to answer.")
+@click.option("--connect", is_flag=True, help="Also start a Kafka Connect worker; the flow uses `engine: connect`.")
 @_dir_option
-def up(clusters, brokers, security, base_port, timeout, directory) -> int:
+def up(clusters, brokers, security, base_port, timeout, connect, directory) -> int:
     """Start one KRaft cluster per alias and write DIR/topology.yaml."""
     aliases = [a.strip() for a in clusters.split(",") if a.strip()] if clusters is not None else None
     result = sbx.up(directory, aliases, brokers, security, base_port=base_port, timeout=timeout,
-                    progress=lambda msg: click.echo(msg, err=True))
+                    progress=lambda msg: click.echo(msg, err=True), connect=connect)
     sb = result.sandbox
     if not result.started:
         click.echo(f"already running in {sb.dir}:")
@@ -50,6 +52,9 @@ def up(clusters, brokers, security, base_port, timeout, directory) -> int:
         pids = ",".join(str(n.pid) for n in c.nodes)
         click.echo(f"  {c.alias:<12} {took:<15} bootstrap {c.bootstrap_servers}  "
                    f"({len(c.nodes)} broker(s), {sb.protocol}, pid {pids})")
+    if sb.connect is not None:
+        click.echo(f"  {'connect':<12} {sb.connect.url}  (internal topics on {sb.connect.cluster}, "
+                   f"pid {sb.connect.pid})")
     click.echo(f"topology: {sb.dir / sbx.outputs.TOPOLOGY_FILE}")
     if sb.password:
         click.echo(f"secrets:  source {sb.dir / sbx.outputs.ENV_FILE}   (sets ${sbx.PASSWORD_VAR})")
@@ -77,7 +82,13 @@ def status(directory) -> int:
                 ports += f", controller {n.controller_port}"
             state = f"running, pid {n.pid}, rss {ns.rss_kb // 1024} MB" if ns.alive else "not running"
             click.echo(f"  node {n.node_id} {role:<17} {ports}: {state}")
-    return 0 if all(cs.healthy for cs in clusters) else 1
+    connect_ok = True
+    if sb.connect is not None:
+        alive = process.is_ours(sb.connect.pid, sb.connect_dir)
+        connect_ok = alive and connect_worker.ready(sb.connect)
+        click.echo(f"connect: {'healthy' if connect_ok else 'UNHEALTHY'}, {sb.connect.url}, "
+                   + (f"pid {sb.connect.pid}" if alive else "not running"))
+    return 0 if all(cs.healthy for cs in clusters) and connect_ok else 1
 
 
 @sandbox.command()

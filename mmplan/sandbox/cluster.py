@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mmplan.errors import MmplanError
 from mmplan.sandbox import certs, health, maven, outputs, ports, process, state
+from mmplan.sandbox import connect as connect_worker
 from mmplan.sandbox.java import BROKER_JVM_FLAGS, TOOL_JVM_FLAGS, check_java
 from mmplan.sandbox.properties import OFFSETS_PARTITIONS, log4j2_properties, render_properties, server_properties
 from mmplan.sandbox.state import SANDBOX_USER, SECURITY_MODES, Cluster, Node, Sandbox
@@ -97,13 +98,15 @@ def alive_nodes(sb: Sandbox) -> list[tuple[Cluster, Node]]:
 
 def up(directory: str | Path = DEFAULT_DIR, aliases: list[str] | None = None, brokers: int | None = None,
        security: str | None = None, base_port: int | None = None, timeout: float = START_TIMEOUT,
-       progress: Progress | None = None, overrides: dict[str, str] | None = None) -> UpResult:
+       progress: Progress | None = None, overrides: dict[str, str] | None = None,
+       connect: bool = False) -> UpResult:
     """Start one KRaft cluster per alias in `directory` and wait until all brokers are registered.
 
     Options left as None take the recorded values when a sandbox already exists in `directory`
     (running: nothing is done; stopped with `down --keep`: it is restarted on the same ports),
     else the defaults (us-east,us-west; 1 broker; plaintext). `overrides` are extra broker
-    properties for a new sandbox (e.g. {"auto.create.topics.enable": "false"}).
+    properties for a new sandbox (e.g. {"auto.create.topics.enable": "false"}). `connect` also starts a
+    Kafka Connect worker (kept in the state, restarted with the clusters, stopped by `down`).
     """
     say = progress or (lambda _msg: None)
     directory = Path(directory).resolve()
@@ -117,6 +120,9 @@ def up(directory: str | Path = DEFAULT_DIR, aliases: list[str] | None = None, br
             raise MmplanError(f"a sandbox with {differs} is {what} in {directory}",
                               hint=f"run `mmplan sandbox down --dir {directory}` first, or use another --dir")
         if len(running) == total:
+            if connect and not (existing.connect and process.is_ours(existing.connect.pid, existing.connect_dir)):
+                connect_worker.start(existing, timeout, say)
+                return UpResult(existing, started=True, restarted=False, files=outputs.write(existing))
             return UpResult(existing, started=False, restarted=False, files=[])
         if running:
             raise MmplanError(f"the sandbox in {directory} is partly running "
@@ -124,6 +130,8 @@ def up(directory: str | Path = DEFAULT_DIR, aliases: list[str] | None = None, br
                               hint=f"run `mmplan sandbox down --dir {directory}` and `up` again")
         say(f"restarting the stopped sandbox in {directory}")
         _start_and_wait(existing, timeout, say, restart=True)
+        if connect or existing.connect is not None:
+            connect_worker.start(existing, timeout, say)
         return UpResult(existing, started=True, restarted=True, files=outputs.write(existing))
 
     aliases = list(aliases or DEFAULT_CLUSTERS)
@@ -140,6 +148,13 @@ def up(directory: str | Path = DEFAULT_DIR, aliases: list[str] | None = None, br
         try:
             sb = _create(directory, aliases, brokers, security, password, base_port, overrides or {}, java, cp,
                          timeout, say, certificates=attempt == 1)
+            if connect:
+                try:
+                    connect_worker.start(sb, timeout, say)
+                except BaseException:
+                    _stop(sb, timeout=10)
+                    state.state_path(sb.dir).unlink(missing_ok=True)
+                    raise
             return UpResult(sb, started=True, restarted=False, files=outputs.write(sb))
         except ports.PortInUse:  # taken by another process since allocation
             if base_port is not None or attempt == _PORT_ATTEMPTS:
@@ -285,8 +300,9 @@ def _log_tail(sb: Sandbox, c: Cluster, n: Node, lines: int = 15) -> str:
 
 
 def _stop(sb: Sandbox, timeout: float) -> list[int]:
-    """Stop brokers before controllers so brokers can shut down cleanly; clear the recorded pids."""
-    stopped = []
+    """Stop the Connect worker, then brokers before controllers so brokers can shut down cleanly; clear the
+    recorded pids."""
+    stopped = connect_worker.stop(sb, timeout)
     for controllers in (False, True):
         targets = [(n.pid, sb.node_dir(c, n)) for c in sb.clusters for n in c.nodes
                    if n.pid and n.is_controller == controllers]
@@ -336,6 +352,7 @@ def down(directory: str | Path = DEFAULT_DIR, keep: bool = False, timeout: float
     for c in sb.clusters:
         shutil.rmtree(directory / c.alias, ignore_errors=True)
     shutil.rmtree(sb.tls_dir, ignore_errors=True)
+    shutil.rmtree(sb.connect_dir, ignore_errors=True)
     for name in (outputs.TOPOLOGY_FILE, outputs.ENV_FILE, state.STATE_FILE):
         (directory / name).unlink(missing_ok=True)
     try:

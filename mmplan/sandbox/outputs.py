@@ -39,6 +39,8 @@ def topology(sb: Sandbox) -> dict:
     flows = []
     if len(sb.clusters) >= 2:
         flows.append({"source": sb.clusters[0].alias, "target": sb.clusters[1].alias})
+        if sb.connect is not None:  # the flow runs as MirrorMaker 2 connectors on the sandbox's worker
+            flows[0].update({"engine": "connect", "connect": {"urls": [sb.connect.url]}})
     return {"version": 1, "defaults": {"replication_factor": rf}, "clusters": clusters, "flows": flows}
 
 

@@ -50,6 +50,19 @@ class Cluster:
 
 
 @dataclass
+class ConnectWorker:
+    """A Kafka Connect worker (distributed mode) whose internal topics live on cluster `cluster`."""
+
+    cluster: str
+    port: int
+    pid: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+@dataclass
 class Sandbox:
     """Everything `up` created in one directory."""
 
@@ -59,6 +72,7 @@ class Sandbox:
     password: str | None = None
     clusters: list[Cluster] = field(default_factory=list)
     overrides: dict[str, str] = field(default_factory=dict)
+    connect: ConnectWorker | None = None
 
     def cluster(self, alias: str) -> Cluster:
         """The cluster named `alias`; KeyError if there is none."""
@@ -77,6 +91,10 @@ class Sandbox:
     def stdout_file(self, cluster: Cluster, node: Node) -> Path:
         """The JVM's stdout/stderr (start-up failures before logging is up land here)."""
         return self.node_dir(cluster, node) / "stdout.log"
+
+    @property
+    def connect_dir(self) -> Path:
+        return self.dir / "connect"
 
     @property
     def tls_dir(self) -> Path:
@@ -132,4 +150,5 @@ def load(directory: Path) -> Sandbox | None:
     ]
     return Sandbox(dir=Path(directory).resolve(), kafka_version=data["kafka_version"],
                    security=data["security"], password=data.get("password"), clusters=clusters,
-                   overrides=data.get("overrides", {}))
+                   overrides=data.get("overrides", {}),
+                   connect=ConnectWorker(**data["connect"]) if data.get("connect") else None)
