@@ -284,6 +284,7 @@ class _Session:
         self.positions_target: int | None = None  # the positions topic's end when the current load began
         self.loading: list[tuple[Part, int]] | None = None  # partitions (and generations) the load is for
         self.positions_fetching = False
+        self.txn_turn = 0
 
     # -- life cycle ---------------------------------------------------------------------------------------------
 
@@ -694,7 +695,9 @@ class _Session:
     def _step_txns(self, draining: bool = False) -> None:
         """Move every partition's transaction on where it can; never waits (answers come through `done`)."""
         now = time.monotonic()
-        for part in self.parts.values():
+        parts = list(self.parts.values())
+        self.txn_turn = (self.txn_turn + 1) % max(1, len(parts))  # partitions take turns at the connection slots
+        for part in parts[self.txn_turn:] + parts[:self.txn_turn]:
             txn = part.txn
             if txn.busy or now < txn.retry_at:
                 continue
