@@ -2,7 +2,7 @@
 and the machine's ceiling (Kafka's own ProducerPerformance and ConsumerPerformance).
 
     .venv/bin/python bench/replicate.py [--dir SANDBOX_DIR] [--records 1000000] [--sizes 1024,100]
-                                        [--replicators mm2-defaults,mm2-tuned,mmplan] [--rounds 1]
+                                        [--replicators mm2-defaults,mm2-tuned,mmplan[,mmplan-eos]] [--rounds 1]
     quick run:  .venv/bin/python bench/replicate.py --records 200000
 
 Without --dir it starts a sandbox (two one-broker clusters, us-east and us-west) in a temporary directory and
@@ -17,6 +17,11 @@ stops it at the end. For each record size it:
    - mmplan: `mmplan run <topology.yaml>` (a generated topology: the source alias and us-west, one flow with
      replication_factor 1, the two topics, heartbeats on), SIGTERM at the end; marked "not available" while
      `mmplan run --help` fails or the engine (mmplan.daemon.flow.FlowRunner) cannot be imported;
+   - mmplan-eos (only when named in --replicators): the same with `mmplan run --exactly-once`. Its remote topic
+     holds a transaction marker after every transaction, so its end offsets count records plus markers: the
+     backlog counts as replicated when they reach the record count (the markers, one per transaction and
+     partition, make that a little early), then the flow's group on the source must reach the source's end
+     (committed only after each transaction), and the marker count is noted;
 3. for each run measures: records/s and MB/s from the first replicated record to the last (the remote topic's
    end offsets sampled on us-west every --sample-ms), the time from launch to the first replicated record, the
    CPU seconds of the replicator's process tree from launch to the last backlog record, its peak RSS over the
@@ -63,8 +68,10 @@ SOURCE, TARGET = "us-east", "us-west"
 PARTITIONS = 8
 MIB = 2**20
 REPLICATORS = ("mm2-defaults", "mm2-tuned", "mmplan")
-TITLES = {"mm2-defaults": "MM2 defaults", "mm2-tuned": "MM2 tuned", "mmplan": "mmplan"}
-SHORT = {"mm2-defaults": "mm2d", "mm2-tuned": "mm2t", "mmplan": "mmp"}
+OPTIONAL = ("mmplan-eos",)  # run only when named in --replicators
+TITLES = {"mm2-defaults": "MM2 defaults", "mm2-tuned": "MM2 tuned", "mmplan": "mmplan",
+          "mmplan-eos": "mmplan --exactly-once"}
+SHORT = {"mm2-defaults": "mm2d", "mm2-tuned": "mm2t", "mmplan": "mmp", "mmplan-eos": "mmpe"}
 MM2_HEAP = "-Xmx1g"
 TOOL_HEAP = "-Xmx512m"
 # ProducerPerformance settings for the produce ceiling (as in kafka-verified.md)
@@ -448,7 +455,7 @@ def measure_latency(ctx: Context, topic: str, remote: str, size: int, row: Row, 
     args = ctx.args
     total = args.latency_warmup + args.latency_records
     consumer = KafkaConsumer(**ctx.sb.kafka_config(TARGET), client_id="bench-latency", fetch_max_wait_ms=100,
-                             enable_auto_commit=False)
+                             enable_auto_commit=False, isolation_level="read_committed")
     deadline = time.monotonic() + 60
     while len(consumer.partitions_for_topic(remote)) < PARTITIONS:
         if time.monotonic() > deadline or not alive():
@@ -525,14 +532,16 @@ def run_replicator(ctx: Context, kind: str, size: int, topic: str, records: int,
     remote, remote_lat = f"{alias}.{topic}", f"{alias}.{lat_topic}"
     run_dir = ctx.work / alias
     run_dir.mkdir()
-    if kind == "mmplan":
+    eos = kind == "mmplan-eos"
+    if kind in ("mmplan", "mmplan-eos"):
         ok, why = mmplan_available()
         if not ok:
             row.add_note(why)
             return row
         topology = run_dir / "topology.yaml"
         topology.write_text(mmplan_topology(ctx, alias, [topic, lat_topic]))
-        argv = [*mmplan_command(), "run", str(topology), *shlex.split(args.mmplan_args)]
+        argv = [*mmplan_command(), "run", str(topology), *(["--exactly-once"] if eos else []),
+                *shlex.split(args.mmplan_args)]
     else:
         props = run_dir / "mm2.properties"
         props.write_text(mm2_properties(ctx, alias, [topic, lat_topic], tuned=kind == "mm2-tuned"))
@@ -590,12 +599,15 @@ def run_replicator(ctx: Context, kind: str, size: int, topic: str, records: int,
                 row.add_note(f"latency measurement failed: {e!r}")
             if row.p50 is not None:
                 say(f"  latency p50 {row.p50:.1f} ms, p99 {row.p99:.1f} ms")
-            try:
-                extra = (watch.count() or 0) - records
-            except Exception:  # noqa: BLE001
-                extra = 0
-            if extra > 0:
-                row.add_note(f"{extra:,} records more than the source on the target (duplicates)")
+            if eos:
+                note_transactions(ctx, alias, topic, records, watch, row)
+            else:
+                try:
+                    extra = (watch.count() or 0) - records
+                except Exception:  # noqa: BLE001
+                    extra = 0
+                if extra > 0:
+                    row.add_note(f"{extra:,} records more than the source on the target (duplicates)")
         else:
             row.cpu = sampler.cpu_seconds()
     finally:
@@ -609,6 +621,31 @@ def run_replicator(ctx: Context, kind: str, size: int, topic: str, records: int,
         if kind == "mm2-tuned":
             row.add_note(tuning_check(run_dir / "mm2.log"))
     return row
+
+
+def note_transactions(ctx: Context, alias: str, topic: str, records: int, watch: OffsetWatch, row: Row) -> None:
+    """Exactly-once: wait until the flow's group on the source holds the source's end (committed after each
+    transaction); then the target's end offsets beyond the record count are transaction markers."""
+    admin = KafkaAdminClient(**ctx.sb.kafka_config(SOURCE), client_id="bench-eos")
+    group = f"{alias}->{TARGET}"
+    try:
+        deadline = time.monotonic() + 60
+        committed = 0
+        while time.monotonic() < deadline:
+            offsets = admin.list_group_offsets(group).get(group, {})
+            committed = sum(m.offset for tp, m in offsets.items() if tp.topic == topic)
+            if committed >= records:
+                break
+            time.sleep(0.2)
+    finally:
+        admin.close()
+    if committed < records:
+        row.add_note(f"the group {group} holds {committed:,} of {records:,} after 60s")
+    try:
+        markers = (watch.count() or 0) - records
+        row.add_note(f"{markers:,} transaction markers on the target")
+    except Exception:  # noqa: BLE001 - only a note
+        pass
 
 
 def tuning_check(log: Path) -> str:
@@ -656,7 +693,8 @@ def parse_args(argv=None):
                         help="records per topic, one number or one per size (e.g. 1000000,2000000)")
     parser.add_argument("--sizes", default="1024,100", help="record sizes in bytes")
     parser.add_argument("--replicators", default=",".join(REPLICATORS),
-                        help="which replicator rows to run, in this order")
+                        help="which replicator rows to run, in this order (also: mmplan-eos, `mmplan run "
+                             "--exactly-once`)")
     parser.add_argument("--rounds", type=int, default=1,
                         help="run the replicators this many times, alternating, and show the median of each figure")
     parser.add_argument("--timeout", type=float, default=300,
@@ -679,8 +717,8 @@ def parse_args(argv=None):
     args.records = counts * len(args.sizes) if len(counts) == 1 else counts
     args.replicators = [r.strip() for r in args.replicators.split(",") if r.strip()]
     for r in args.replicators:
-        if r not in REPLICATORS:
-            parser.error(f"unknown replicator {r!r}: choose from {', '.join(REPLICATORS)}")
+        if r not in REPLICATORS + OPTIONAL:
+            parser.error(f"unknown replicator {r!r}: choose from {', '.join(REPLICATORS + OPTIONAL)}")
     return args
 
 
