@@ -58,7 +58,7 @@ class Mm2:
             "emit.checkpoints.interval.seconds": "1",
             "emit.heartbeats.interval.seconds": "1",
             "sync.group.offsets.interval.seconds": "1",
-            f"{src}->{tgt}.worker.offset.flush.interval.ms": "1000",  # Connect offsets (the position) every 1s
+            f"{tgt}.offset.flush.interval.ms": "1000",  # the worker writes its Connect offsets (position) every 1s
             **(extra or {}),
         }
         self.properties = work / "mm2.properties"

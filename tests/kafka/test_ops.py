@@ -74,6 +74,13 @@ def test_failover_status_and_drill_with_the_daemon(kafka_pair, clients, tmp_path
         code, doc = mmplan_json("failover", str(file), "--flow", flow, "--group", group, "--dry-run")
         assert code == 0 and all(p["commit"] is None for p in doc["partitions"])
 
+        # the return trip: the group's offsets on the target map back exactly to where it was on the source
+        code, doc = mmplan_json("failback", str(file), "--flow", flow, "--group", group, "--dry-run")
+        assert code == 0, doc
+        assert {(p["topic"], p["partition"], p["translated"], p["exact"]) for p in doc["partitions"]} == {
+            (topic, p, o, True) for p, o in COMMITTED.items()}
+        assert {"setting": "topic", "change": f"{remote} -> {topic}"} in doc["application"]
+
         code, doc = mmplan_json("drill", str(file), "--flow", flow, "--topic", f"p{run}.drill", "--timeout", "60")
         assert code == 0 and doc["passed"], doc["failures"]
         assert doc["missed"] == 0 and doc["reread"] == 0 and doc["replication_latency_ms"] < 10_000
