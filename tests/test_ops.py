@@ -197,3 +197,10 @@ def test_drill_counts_and_verdict():
     ok = DrillResult("a->b", "t", "g", 20, 10, latency_ms=500, checkpoint_lag_ms=900, reread=0, missed=0)
     assert ok.passed and ok.doc()["failures"] == []
     assert not DrillResult("a->b", "t", "g", 20, 10, failure="flow a->b is stopped").passed
+
+
+def test_an_unreachable_target_is_a_status_of_its_own():
+    s = flow_status(FlowFacts(flow="a->b", now_ms=NOW, engine="unknown", heartbeats_enabled=False, rpo_ms=30_000,
+                              errors=["cannot read the target b: timed out"]), unreachable=True)
+    assert (s.state, s.verdict, s.healthy) == ("unreachable", "breached", False)
+    assert "timed out" in s.reason

@@ -10,7 +10,7 @@ from mmplan.cli.options import FILE, FLOWS, TIMEOUT
 from mmplan.errors import MmplanError
 from mmplan.graph.compile import compile_topology
 from mmplan.ops.read import Live
-from mmplan.ops.run import gather_status
+from mmplan.ops.run import status_of
 from mmplan.ops.status import render_text
 from mmplan.topology.loader import load_topology
 
@@ -30,7 +30,7 @@ def status(file: str, flows: tuple[str, ...], fmt: str, timeout: float) -> int:
     if not chosen:
         raise MmplanError("no enabled flow", where=file)
     with Live(topology, timeout) as live:
-        statuses = [gather_status(live, flow) for flow in chosen]
+        statuses = [status_of(live, flow) for flow in chosen]
     if fmt == "json":
         doc = {"healthy": all(s.healthy for s in statuses), "flows": [s.doc() for s in statuses]}
         click.echo(json.dumps(doc, indent=2))

@@ -22,6 +22,19 @@ def now_ms() -> int:
 # -- status ------------------------------------------------------------------------------------------------------
 
 
+def status_of(live: Live, flow: CompiledFlow) -> FlowStatus:
+    """`gather_status`, or an `unreachable` status when the target cannot be read (the command goes on)."""
+    try:
+        return gather_status(live, flow)
+    except MmplanError as e:
+        where = f"{e.where}: " if e.where else ""
+        return flow_status(FlowFacts(flow=flow.name, now_ms=now_ms(), engine="unknown",
+                                     heartbeats_enabled=False, rpo_ms=None if flow.settings.rpo is None
+                                     else int(flow.settings.rpo * 1000),
+                                     errors=[f"cannot read the target {flow.target}: {where}{e.message}"]),
+                           unreachable=True)
+
+
 def gather_status(live: Live, flow: CompiledFlow) -> FlowStatus:
     """One flow's status: target-side facts first (they matter most when the source is gone), then the source."""
     s = flow.settings

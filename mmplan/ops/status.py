@@ -123,9 +123,12 @@ def verdict(exposure_ms: int | None, rpo_ms: int | None) -> str:
     return "ok"
 
 
-def flow_status(facts: FlowFacts) -> FlowStatus:
+def flow_status(facts: FlowFacts, unreachable: bool = False) -> FlowStatus:
+    """The flow's status; `unreachable`: its target could not be read, so nothing is known but that."""
     now = facts.now_ms
     state, reason = daemon_state(facts.records, now)
+    if unreachable:
+        state, reason = "unreachable", "no answer from the target"
     age = None if facts.newest_heartbeat_ms is None else max(0, now - facts.newest_heartbeat_ms)
     if facts.heartbeats_enabled:
         limit = 3 * facts.heartbeat_interval_ms
@@ -141,6 +144,11 @@ def flow_status(facts: FlowFacts) -> FlowStatus:
             state, reason = "running", f"heartbeats arrive ({facts.engine})"
     elif state is None:
         state, reason = "unknown", "no status records and no heartbeats to tell"
+    if unreachable:
+        exposure = None
+        return FlowStatus(flow=facts.flow, engine=facts.engine, state=state, reason=f"{reason}; " + "; ".join(
+            facts.errors), heartbeat_age_ms=None, lag=None, groups=[], exposure_ms=None, rpo_ms=facts.rpo_ms,
+            verdict=verdict(exposure, facts.rpo_ms), now_ms=now, daemons=[])
     if facts.errors:
         reason += "; " + "; ".join(facts.errors)
     exposures = [age] if facts.heartbeats_enabled else []
