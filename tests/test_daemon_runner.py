@@ -455,6 +455,10 @@ class SideStandIn:
         self.events.append(f"finish:{self.runner_state()[0]}:{error}")
         return True
 
+    def problems(self):
+        return {"checkpoints": "writing checkpoints: cluster us-west: timed out"} if self.name == "us-west->us-east" \
+            else {}
+
 
 def test_side_work_starts_with_its_flow_and_finishes_after_it_stopped(tmp_path):
     SideStandIn.made = []
@@ -469,6 +473,10 @@ def test_side_work_starts_with_its_flow_and_finishes_after_it_stopped(tmp_path):
     daemon.reconcile()
     assert side.events == ["start", "halt", "finish:stopped:None"]
     assert sorted(s.name for s in SideStandIn.made) == ["us-east->us-west", "us-east->us-west", "us-west->us-east"]
+    wait_for(lambda: daemon.health()[0])
+    ok, detail = daemon.health()  # failing side work is shown, and does not make the daemon unhealthy
+    assert ok and detail["side_work"] == {"us-west->us-east": {"checkpoints": "writing checkpoints: cluster us-west: "
+                                                                              "timed out"}}
     assert daemon.shutdown() == 0
     assert all(s.events == ["start", "halt", "finish:stopped:None"] for s in SideStandIn.made)
 

@@ -151,6 +151,7 @@ flows:
     with caplog.at_level(logging.WARNING, logger="mmplan.flow.a->b"):
         side.start()
         time.sleep(4)
+        problems = side.problems()
         side.halt()
         started = time.monotonic()
         side.finish(3.0)
@@ -163,3 +164,5 @@ flows:
     assert any("cluster a" in m and "heartbeats" in m for m in warned), warned
     assert len([m for m in warned if "heartbeats" in m]) == 1  # once per episode
     assert not any(t.is_alive() for t in side.threads if t.name != threading.current_thread().name)
+    assert {"heartbeats", "status", "offset_syncs_read"} <= set(problems), problems
+    assert "cluster a" in problems["heartbeats"] and "cluster b" in problems["status"]

@@ -50,7 +50,7 @@ class HeartbeatWriter:
         try:
             if self._producer is None:
                 self._producer = producer(source, self.cluster, self.timeout, linger_ms=0,
-                                          max_block_ms=int(min(MAX_BLOCK_S, self.interval * 2) * 1000),
+                                          max_block_ms=int(MAX_BLOCK_S * 1000),
                                           allow_auto_create_topics=False)
             ts = int(time.time() * 1000)
             beat = Heartbeat(source, self.flow.target, ts)

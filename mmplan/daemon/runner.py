@@ -300,6 +300,16 @@ class Daemon:
             out.setdefault(name, (slot.runner.state, slot.runner.error))
         return out
 
+    def side_problems(self) -> dict[str, dict[str, str]]:
+        """flow -> {kind: error} of its heartbeats, checkpoints, group offset sync or status records failing now
+        (shown in /healthz; they never make a flow unhealthy: replication goes on)."""
+        out = {}
+        for name, slot in dict(self.slots).items():
+            problems = getattr(slot.side, "problems", None)
+            if problems is not None and (found := problems()):
+                out[name] = found
+        return out
+
     def health(self) -> tuple[bool, dict]:
         """Healthy when every flow is running. The detail: each flow's state and error, the last reconcile,
         and why the topology file is not the one running, if it is not."""
@@ -308,6 +318,7 @@ class Daemon:
             "ok": bool(states) and all(state == "running" for state, _ in states.values()),
             "flows": {name: {"state": state, "error": error} for name, (state, error) in states.items()},
             "reconcile": self.last.doc() if self.last else None,
+            "side_work": self.side_problems(),
             "reconcile_interval_s": self.interval,
             "topology": {"file": self.file, "stale": self.stale},
         }

@@ -74,6 +74,16 @@ class FlowSideWork:
         except Exception:  # a bug: the flow goes on without this side work
             self.log.exception("%s stopped by an unexpected error (replication goes on)", name)
 
+    def problems(self) -> dict[str, str]:
+        """The side work failing now: kind -> the error logged when the episode began (or the newest one)."""
+        episodes = [self.status.episode]
+        if hasattr(self, "heartbeats"):
+            episodes.append(self.heartbeats.episode)
+        if hasattr(self, "checkpoints"):
+            c = self.checkpoints
+            episodes += [c.read_episode, c.cp_episode, c.sync_episode]
+        return {e.kind: e.failing for e in episodes if e.failing}
+
     def halt(self) -> None:
         self.stop.set()
 
