@@ -204,3 +204,8 @@ def test_plaintext_connect_password():
                            "['http://c:8083'], username: u, password: hunter2}}\n"))
     assert [(f.code, f.path) for f in fs] == [("plaintext-secret", "flows[0].connect.password")]
     assert "hunter2" not in fs[0].message and "${CONNECT_PASSWORD}" in fs[0].message
+
+
+def test_connect_flow_filter_with_a_comma():
+    fs = findings(topology(f"  - {{source: us-east, target: us-west, {CONNECT}, topics: {{include: ['a{{1,2}}']}}}}\n"))
+    assert [(f.code, f.path) for f in fs] == [("connect-comma", "flows[0].topics.include[0]")]

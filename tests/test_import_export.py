@@ -16,7 +16,7 @@ from mmplan.graph.checks import check_topology
 from mmplan.graph.compile import compile_topology
 from mmplan.mm2.connectors import flow_connectors
 from mmplan.mm2.export import export_properties
-from mmplan.mm2.import_ import import_properties, prune_defaults, topology_yaml
+from mmplan.mm2.import_ import import_connectors, import_properties, prune_defaults, topology_yaml
 from mmplan.mm2.properties import parse
 from mmplan.topology.findings import has_errors
 from mmplan.topology.loader import load_topology, parse_topology
@@ -221,3 +221,22 @@ def test_connector_configs_with_resolved_secrets():
     assert 'password="pw"' in configs["mm2-a->b-source"]["source.cluster.sasl.jaas.config"]
     with pytest.raises(Exception, match="A_PW"):
         flow_connectors(topology, flow, env={})
+
+
+def test_import_from_connectors_round_trips_the_connector_settings():
+    topology = parse_topology(EXTRA).topology
+    compiled = compile_topology(topology)
+    connectors = {**flow_connectors(topology, compiled.flows[0], env={}),
+                  "jdbc": {"connector.class": "io.confluent.connect.jdbc.JdbcSourceConnector"}}
+    imported = import_connectors(connectors, "http://c1:8083")
+    back = compile_topology(parse_topology(topology_yaml(prune_defaults(imported.data))).topology)
+    [flow] = back.flows
+    assert (flow.source, flow.target) == ("a", "b")
+    s, want = flow.settings, compiled.flows[0].settings
+    assert s.engine.value == "connect" and s.connect.urls == ["http://c1:8083"] and s.connect.name_prefix == "mm2-"
+    assert (s.tasks_max, s.separator, s.replication_policy) == (4, "_", want.replication_policy)
+    assert s.topics.include == ["orders", "v1", "x"]  # MirrorMaker 2 splits its lists on commas
+    assert s.sync_topic_configs.exclude == want.sync_topic_configs.exclude
+    assert back.topology.clusters["a"].security.sasl_password == "${A_PW}"
+    assert back.topology.clusters["b"].bootstrap_servers == ["b1:9092", "b2:9092"]
+    assert not has_errors(check_topology(parse_topology(topology_yaml(imported.data))))

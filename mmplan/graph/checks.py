@@ -228,6 +228,13 @@ def _connect(compiled: CompiledTopology, loaded: LoadedTopology) -> Iterator[Fin
                 yield loaded.finding("connect-auth", "error",
                                      f"flow {flow.name}: basic auth needs both connect.username and connect.password",
                                      _where_set(loaded, flow, ("connect",)))
+            for block, key in _PATTERN_FIELDS:
+                for i, pattern in enumerate(getattr(getattr(s, block), key)):
+                    if "," in pattern:
+                        yield loaded.finding("connect-comma", "error",
+                                             f"flow {flow.name}: MirrorMaker 2 splits {block}.{key} on commas, so "
+                                             f"{pattern!r} cannot be passed to its connectors; write it without a "
+                                             "comma (e.g. [,] -> \\x2c)", _where_set(loaded, flow, (block, key, i)))
             if s.heartbeats.topic != "heartbeats":
                 yield loaded.finding("connect-heartbeats-topic", "error",
                                      f"flow {flow.name}: MirrorMaker 2's connectors always use the topic "

@@ -254,3 +254,57 @@ def topology_yaml(data: dict, header: str = "") -> str:
     """Topology data as a YAML file, short collections inline."""
     body = yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=110, allow_unicode=True)
     return (header + "\n" if header else "") + body
+
+
+_PLUMBING = re.compile(r"connector\.class|name|(source|target)\.cluster\..*|producer\.override\..*|"
+                       r"(key|value|header)\.converter|source\.consumer\.isolation\.level|exactly\.once\.support")
+
+
+def import_connectors(connectors: dict[str, dict[str, str]], url: str) -> Imported:
+    """Topology data for the MirrorMaker 2 connectors of a running Connect cluster (name -> config): one
+    `engine: connect` flow per source/target pair, with the settings of its connectors."""
+    from mmplan.mm2.properties import line  # the connectors become an mm2.properties, read as one
+
+    clusters: dict[str, dict[str, str]] = {}
+    flows: dict[tuple[str, str], dict[str, str]] = {}
+    names: dict[tuple[str, str], str] = {}
+    notes: list[str] = []
+    for name, config in sorted(connectors.items()):
+        kind = config.get("connector.class", "").rsplit(".", 1)[-1]
+        if kind not in ("MirrorSourceConnector", "MirrorCheckpointConnector", "MirrorHeartbeatConnector"):
+            continue
+        pair = (config.get("source.cluster.alias", "source"), config.get("target.cluster.alias", "target"))
+        if kind != "MirrorHeartbeatConnector":  # mmplan's heartbeat connector points its target at the source
+            for end, alias in zip(("source", "target"), pair, strict=True):
+                clusters.setdefault(alias, {}).update(
+                    {k[len(end) + 9:]: v for k, v in config.items() if k.startswith(f"{end}.cluster.")
+                     and (k[len(end) + 9:] == "bootstrap.servers" or k[len(end) + 9:] in SECURITY_KEYS)})
+        own = flows.setdefault(pair, {})
+        for key, value in config.items():
+            if not _PLUMBING.fullmatch(key) and key != "tasks.max":
+                own.setdefault(key, value)
+        if kind == "MirrorSourceConnector" and "tasks.max" in config:
+            own["tasks.max"] = config["tasks.max"]
+        if kind == "MirrorSourceConnector":
+            names[pair] = name
+    lines = [line("clusters", ", ".join(clusters))]
+    lines += [line(f"{alias}.{k}", v) for alias, props in clusters.items() for k, v in props.items()]
+    for (source, target), props in flows.items():
+        lines.append(line(f"{source}->{target}.enabled", "true"))
+        lines += [line(f"{source}->{target}.{k}", v) for k, v in props.items() if k != "tasks.max"]
+    imported = import_properties("\n".join(lines) + "\n")
+    imported.notes = [n for n in imported.notes if not n.startswith("refresh.topics.interval.seconds is unset")]
+    for flow in imported.data["flows"]:
+        pair = (flow["source"], flow["target"])
+        stem = f"{pair[0]}->{pair[1]}-source"
+        name = names.get(pair, "")
+        prefix = name[: -len(stem)] if name.endswith(stem) else ""
+        if name and not name.endswith(stem):
+            notes.append(f"connector {name}: mmplan names connectors <prefix>{stem}; it will create its own "
+                         "and hold the old ones as deletes")
+        flow.update({"engine": "connect", "connect": {"urls": [url], **({"name_prefix": prefix} if prefix else {})}})
+        tasks = flows.get(pair, {}).get("tasks.max")
+        if tasks and tasks.strip().isdigit():
+            flow["tasks_max"] = int(tasks)
+    imported.notes += notes
+    return imported

@@ -16,9 +16,13 @@ from click.testing import CliRunner
 from kafka.admin import NewTopic
 
 from mmplan.cli import main
+from mmplan.cli.import_ import import_
 from mmplan.kafka.connect import ConnectClient
 
 pytestmark = pytest.mark.kafka
+
+if import_.name not in main.commands:  # until mmplan/cli/__init__.py registers it
+    main.add_command(import_)
 
 
 class ConnectCase:
@@ -169,3 +173,17 @@ def test_a_failed_task_is_a_problem(case):
     assert problems and name in problems[0]["message"] and problems[0]["severity"] == "warning"
     case.apply()  # the planned config change is the fix
     case.wait_running()
+
+
+def test_import_reads_a_running_connect_cluster(case, tmp_path):
+    case.apply()
+    case.wait_running()  # the REST API lists a new connector once a worker has read its config back
+    out = tmp_path / "imported.yaml"
+    result = case.mmplan("import", "--connect", case.url, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    from mmplan.topology.loader import load_topology
+
+    topology = load_topology(out).topology
+    [flow] = [f for f in topology.flows if (f.source, f.target) == (case.src, case.dst)]
+    assert flow.engine.value == "connect" and flow.connect.urls == [case.url]
+    assert flow.topics.include == [f"p{case.id}\\..*"]
