@@ -884,6 +884,7 @@ class _Session:
         part.done_pos = max(part.done_pos, txn.entries[-1].next_offset)
         if part.owned:
             self.membership.positions[part.tp] = part.done_pos
+            self.membership.commit({part.tp: part.done_pos})  # best effort, for the lag; the thread coalesces
         txn.entries = []
         txn.phase = "idle"
         self.made_progress = True
