@@ -38,7 +38,7 @@ from mmplan.state.snapshot import TopicState
 from mmplan.topology.loader import LoadedTopology
 
 DEFAULT_TOPIC = "mmplan-drill"
-PROBE_PREFIX = "mmplan-drill-"
+PROBE_PREFIX = ops.PROBE_PREFIX
 
 
 @dataclass

@@ -14,6 +14,8 @@ from mmplan.ops.offsets import Resume, backwards, freshen, from_checkpoints
 from mmplan.ops.read import Live
 from mmplan.ops.status import FlowFacts, FlowStatus, GroupCheckpoints, flow_status
 
+PROBE_PREFIX = "mmplan-drill-"  # the probe groups of `mmplan drill`
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)
@@ -65,7 +67,8 @@ def gather_status(live: Live, flow: CompiledFlow) -> FlowStatus:
         errors.append(f"source {flow.source} unreadable: {e.message}")
         source_readable = False
     by_group: dict[str, dict[tuple[str, int], Resume]] = {}
-    for name in sorted({t.checkpoint.group for t in checkpoints}):
+    # probe groups of past drills (`mmplan drill` deletes them; their checkpoints stay in the compacted topic)
+    for name in sorted({t.checkpoint.group for t in checkpoints if not t.checkpoint.group.startswith(PROBE_PREFIX)}):
         by_group[name] = from_checkpoints(checkpoints, name, flow.policy)
     for name, resumes in by_group.items():
         newest = max(r.checkpoint_ms or 0 for r in resumes.values())

@@ -74,6 +74,13 @@ def test_failover_status_and_drill_with_the_daemon(kafka_pair, clients, tmp_path
         code, doc = mmplan_json("failover", str(file), "--flow", flow, "--group", group, "--dry-run")
         assert code == 0 and all(p["commit"] is None for p in doc["partitions"])
 
+        # a consumer of the group running on the target: failover refuses
+        active = clients.consumer(west, remote, group_id=group, enable_auto_commit=False)
+        wait_for(lambda: active.poll(timeout_ms=200) is not None and active.assignment(), 30, "the consumer to join")
+        code, out, err = mmplan("failover", str(file), "--flow", flow, "--group", group, "--dry-run")
+        assert code == 1 and "active member" in err, out + err
+        active.close()
+
         # the return trip: the group's offsets on the target map back exactly to where it was on the source
         code, doc = mmplan_json("failback", str(file), "--flow", flow, "--group", group, "--dry-run")
         assert code == 0, doc
