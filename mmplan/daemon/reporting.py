@@ -80,6 +80,7 @@ class StatusWriter:
 
     def write(self, record: StatusRecord) -> None:
         target = self.flow.target
+        self.last = record.state  # tried: a failure is retried at the next interval, not at once
         try:
             if self._producer is None:
                 self._producer = producer(target, self.cluster, self.timeout, linger_ms=0,
@@ -89,7 +90,6 @@ class StatusWriter:
         except Exception as e:
             self.episode.failed(target, f"writing the status record to {self.topic}", e)
             return
-        self.last = record.state
         future.add_callback(lambda _: self._acked())
         future.add_errback(lambda e: self.episode.failed(target, f"writing the status record to {self.topic}", e))
 

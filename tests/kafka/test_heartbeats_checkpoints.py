@@ -13,6 +13,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -72,9 +74,9 @@ class Case:
     def remote(self, name: str) -> str:
         return f"{self.src}.{self.topic(name)}"
 
-    def run(self) -> subprocess.Popen:
+    def run(self, *args: str) -> subprocess.Popen:
         log = self.tmp / f"run-{len(self.procs)}.log"
-        proc = subprocess.Popen([MMPLAN, "run", str(self.file), "--log-format", "json", "--metrics-port", "0"],
+        proc = subprocess.Popen([MMPLAN, "run", str(self.file), "--log-format", "json", "--metrics-port", "0", *args],
                                 stdout=subprocess.DEVNULL, stderr=open(log, "w"),
                                 env={**os.environ, "NO_COLOR": "1"})
         self.procs.append((proc, log))
@@ -84,7 +86,6 @@ class Case:
         return [json.loads(line) for line in self.procs[i][1].read_text().splitlines() if line.strip()]
 
     def metric(self, name: str, i: int = 0, **labels) -> float | None:
-        import urllib.request
 
         port = wait_until(lambda: next((d["port"] for d in self.log(i) if "port" in d), None), what="metrics port")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
@@ -372,3 +373,29 @@ def test_two_daemons_on_one_flow_each_report_their_own_status_and_checkpoints_st
                what="a checkpoint from the remaining daemon")
     assert case.stop(0) == 0
     assert set(newest_per_daemon().values()) == {"stopped"}
+
+
+def test_an_unreachable_target_is_logged_once_counted_shown_and_the_stop_stays_bounded(case_factory, kafka_pair):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    case = case_factory()
+    case.file.write_text(case.file.read_text().replace(kafka_pair.cluster("us-west").bootstrap_servers,
+                                                       f"127.0.0.1:{dead}"))
+    case.run("--timeout", "1")
+    wait_until(lambda: (case.metric("mmplan_errors_total", flow=case.flow, kind="status") or 0) >= 3,
+               timeout=40, what="three failed status writes")
+    port = next(d["port"] for d in case.log() if "port" in d)
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        raise AssertionError("healthy with an unreachable target")
+    except urllib.error.HTTPError as e:
+        health = json.loads(e.read())
+    assert f"cluster {case.dst}" in health["side_work"][case.flow]["status"]
+    warned = [d for d in case.log() if d["level"] == "warning" and d.get("side") == "status"]
+    assert len(warned) == 1 and warned[0]["cluster"] == case.dst and case.dst in warned[0]["msg"]
+    started = time.monotonic()
+    assert case.stop() == 0
+    assert time.monotonic() - started < 35
