@@ -165,10 +165,11 @@ def read_from_committed(consumer, group_topic: str, partitions: int, timeout: fl
 
 
 def ops_topology(pair, run_id: str, *, heartbeats_topic: str | None = None, rpo: str = "10s",
-                 extra: str = "") -> str:
+                 extra: str = "", east: str | None = None) -> str:
     """One flow e<id> -> w<id> over the shared pair replicating `p<id>.*`, with short intervals (heartbeats
-    0.2s, checkpoints 1s, topic refresh 1s) and an rpo; the heartbeats topic is `hb-<id>` unless named."""
-    east = pair.cluster("us-east").bootstrap_servers
+    0.2s, checkpoints 1s, topic refresh 1s) and an rpo; the heartbeats topic is `hb-<id>` unless named; `east`
+    replaces the source's bootstrap servers (a dead address: the source is gone)."""
+    east = east or pair.cluster("us-east").bootstrap_servers
     west = pair.cluster("us-west").bootstrap_servers
     return f"""\
 version: 1

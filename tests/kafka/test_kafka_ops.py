@@ -104,6 +104,18 @@ def test_failover_status_and_drill_with_the_daemon(kafka_pair, clients, tmp_path
     assert code == 1 and not doc["passed"] and "stopped" in doc["failures"][0]
     assert time.monotonic() - started < 20
 
+    # the source is gone (the disaster): failover answers from the checkpoints alone, whose age now counts
+    gone = tmp_path / "gone.yaml"
+    gone.write_text(ops_topology(kafka_pair, run, rpo="1h", east="127.0.0.1:1"))
+    code, doc = mmplan_json("failover", str(gone), "--flow", flow, "--group", group, "--dry-run", "--timeout", "2")
+    assert code == 0 and doc["refused"] is None, doc
+    assert {(p["partition"], p["source_offset"], p["from"]) for p in doc["partitions"]} == {
+        (p, o, "checkpoint") for p, o in COMMITTED.items()}
+    assert any("checkpoints only" in n for n in doc["notes"])
+    gone.write_text(ops_topology(kafka_pair, run, rpo="1s", east="127.0.0.1:1"))
+    code, out, err = mmplan("failover", str(gone), "--flow", flow, "--group", group, "--dry-run", "--timeout", "2")
+    assert code == 1 and "over the flow's rpo" in err and "--force" in err, out + err
+
     # the same flow with a 1s rpo: the newest heartbeat is soon older than that
     tight = tmp_path / "tight.yaml"
     tight.write_text(ops_topology(kafka_pair, run, rpo="1s"))
