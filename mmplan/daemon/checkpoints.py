@@ -62,7 +62,8 @@ POLL_S = 0.5
 RETRY_S = 5.0  # a failed connection of the offset-syncs reader is retried this often at most
 MAX_BLOCK_S = 5.0
 EMPTY_STATES = ("Empty", "Dead")
-ACTIVE_ERRORS = ("UNKNOWN_MEMBER_ID", "REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION", "GROUP_NOT_EMPTY")
+ACTIVE_ERRORS = ("UNKNOWN_MEMBER_ID", "REBALANCE_IN_PROGRESS", "ILLEGAL_GENERATION", "GROUP_NOT_EMPTY",
+                 "STALE_MEMBER_EPOCH")
 
 
 # --- the pure parts -------------------------------------------------------------------------------------------
