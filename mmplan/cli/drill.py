@@ -23,7 +23,9 @@ from mmplan.topology.loader import load_topology
 @click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="Seconds the whole drill may wait for replication and checkpoints.")
 def drill(file: str, flow_name: str, topic: str, records: int, fmt: str, timeout: float) -> int:
-    """Run a DR drill on the flow without touching real traffic: produce marker records on the source, let a
+    """Run a DR drill on one flow.
+
+    Without touching real traffic: produce marker records on the source, let a
     probe group consume half and commit, wait for replication and a checkpoint, fail the probe group over to
     the target (as `mmplan failover` does) and read there. Reports replication latency, checkpoint lag,
     records re-read and missed. Exits 1 when a record is missed, the rpo is exceeded, or the flow is not up."""

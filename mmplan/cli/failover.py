@@ -43,7 +43,9 @@ def _show(result: ops.Move, fmt: str, dry_run: bool) -> int:
 @TIMEOUT
 def failover(file: str, flow_name: str, group: str, dry_run: bool, allow_rewind: bool, force: bool, fmt: str,
              timeout: float) -> int:
-    """Move GROUP to the flow's target: check it has no active members there, commit its freshest exact
+    """Move a consumer group to the flow's target.
+
+    Checks GROUP has no active members there, commits its freshest exact
     translated offsets (checkpoints, and offset syncs where the source still answers), never moving a
     partition backwards unless --allow-rewind, and print what the application must change. Refuses (exit 1)
     when there is nothing to translate or the checkpoints are older than the flow's rpo."""
@@ -63,7 +65,9 @@ def failover(file: str, flow_name: str, group: str, dry_run: bool, allow_rewind:
 @TIMEOUT
 def failback(file: str, flow_name: str, group: str, dry_run: bool, allow_rewind: bool, fmt: str,
              timeout: float) -> int:
-    """The return trip of a failover over --flow A->B: GROUP's offsets on B for the topics A->B replicated
+    """Move a consumer group back to the flow's source (the return trip).
+
+    After a failover over --flow A->B: GROUP's offsets on B for the topics A->B replicated
     (`A.orders`) translated back through the flow's offset syncs and committed on A for the original topics
     (`orders`). Topics local to B travel back with a flow B->A and `mmplan failover --flow B->A`."""
     topology, flow = one_flow(file, flow_name)

@@ -42,7 +42,9 @@ def offsets() -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @TIMEOUT
 def translate(file: str, flow_name: str, group: str, fresh: bool, fmt: str, timeout: float) -> int:
-    """Per partition, the target topic, partition and offset GROUP should resume from on the flow's target:
+    """Where a consumer group resumes on the flow's target.
+
+    Per partition, the target topic, partition and offset GROUP should resume from on the flow's target:
     from the checkpoints, as RemoteClusterUtils.translateOffsets answers (--fresh: and the offset syncs).
     Exits 1 when nothing translates."""
     topology, flow = one_flow(file, flow_name)

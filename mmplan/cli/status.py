@@ -21,7 +21,9 @@ from mmplan.topology.loader import load_topology
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @TIMEOUT
 def status(file: str, flows: tuple[str, ...], fmt: str, timeout: float) -> int:
-    """Show each enabled flow's health, read from Kafka only: state (daemon status records and heartbeats),
+    """Show each enabled flow's health and RPO verdict.
+
+    Read from Kafka only: state (daemon status records and heartbeats),
     replication latency, lag per topic, checkpoint age per group and the verdict against the flow's rpo.
     Exits 1 when any flow is down or over its rpo, so it serves as a monitoring check."""
     topology = load_topology(file).topology
