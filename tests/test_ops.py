@@ -204,3 +204,20 @@ def test_an_unreachable_target_is_a_status_of_its_own():
                               errors=["cannot read the target b: timed out"]), unreachable=True)
     assert (s.state, s.verdict, s.healthy) == ("unreachable", "breached", False)
     assert "timed out" in s.reason
+
+
+def test_drill_refuses_a_topic_or_probe_group_the_flow_does_not_select(tmp_path):
+    from click.testing import CliRunner
+
+    from mmplan.cli.drill import drill
+    from mmplan.errors import MmplanError
+
+    file = tmp_path / "t.yaml"
+    file.write_text("version: 1\nclusters:\n  a: {bootstrap_servers: 'a:1'}\n  b: {bootstrap_servers: 'b:1'}\n"
+                    "flows:\n  - {source: a, target: b, topics: {include: ['orders']}, groups: {include: ['app']}}\n")
+    result = CliRunner().invoke(drill, [str(file), "--flow", "a->b"], standalone_mode=False)
+    assert isinstance(result.exception, MmplanError)
+    assert "does not replicate the drill topic mmplan-drill" in result.exception.message
+    assert "--topic" in result.exception.hint
+    result = CliRunner().invoke(drill, [str(file), "--flow", "a->b", "--topic", "orders"], standalone_mode=False)
+    assert isinstance(result.exception, MmplanError) and "probe group" in result.exception.message
