@@ -68,6 +68,13 @@ def test_disabled_flows_are_not_run():
     assert [f.name for f in running_flows(c.flows)] == ["us-east->us-west"]
 
 
+def test_connect_engine_flows_are_not_run():
+    c = compiled("  - {source: us-east, target: us-west}\n"
+                 "  - {source: us-west, target: us-east, engine: connect, "
+                 "connect: {urls: ['http://connect:8083']}}\n")
+    assert [f.name for f in running_flows(c.flows)] == ["us-east->us-west"]
+
+
 # --- topics handed to runners -------------------------------------------------------------------------------
 
 EAST = cluster("us-east", topic("orders", 3), topic("payments"), topic("heartbeats", cleanup_policy="compact"),

@@ -41,7 +41,7 @@ from mmplan.plan.summary import SYMBOL, describe
 from mmplan.state.snapshot import Snapshot
 from mmplan.topology.findings import has_errors
 from mmplan.topology.loader import LoadedTopology, load_topology
-from mmplan.topology.models import Topology, format_duration
+from mmplan.topology.models import Engine, Topology, format_duration
 
 log = logging.getLogger("mmplan.run")
 
@@ -176,8 +176,9 @@ def created_topics(outcomes: Iterable[Outcome]) -> set[tuple[str, str]]:
 
 
 def running_flows(compiled_flows: Iterable[CompiledFlow]) -> list[CompiledFlow]:
-    """The flows the daemon runs: the enabled ones. (Flows with `engine: connect` will be left out too.)"""
-    return [f for f in compiled_flows if f.settings.enabled]
+    """The flows the daemon runs: the enabled ones with `engine: daemon` (Kafka Connect runs the `connect` ones,
+    heartbeats and checkpoints included)."""
+    return [f for f in compiled_flows if f.settings.enabled and f.settings.engine is Engine.daemon]
 
 
 # --- the shell ------------------------------------------------------------------------------------------------
