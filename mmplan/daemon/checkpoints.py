@@ -3,7 +3,10 @@
 **Offset syncs.** The worker tails the flow's offset-syncs topic on the SOURCE (`policy.offset_syncs_topic
 (target)`, written by `FlowRunner` for every forwarded batch) from its start, read_committed, with an assigned
 (not subscribed) consumer, into one `translate.SyncHistory` per source partition. Nothing is translated before
-that read has reached the end offsets seen when it started (a partial history would give older answers).
+that read has reached the end offsets seen when it started (a partial history would give older answers). The
+topic is compacted (one sync per source partition survives cleaning), so a daemon that starts later knows fewer
+syncs for old positions than one that ran all along: a group far behind may then get MirrorMaker 2's `down + 1`
+answer (records re-read, never skipped) or none, until it moves past a sync the daemon has read.
 
 **Checkpoints** (`checkpoints: {enabled, interval}`, default 60 s). Every interval: the source's consumer groups
 selected by the flow's `groups` filter (include/exclude regexes, `re.fullmatch`; never the flow's own group
@@ -24,7 +27,8 @@ the group's offset) gets no checkpoint. What is written each interval, per group
 translations are committed to the same group on the TARGET, on the remote topic partitions, only while that group
 has no members there (state Empty or Dead), and only the partitions where the translation is ahead of what the
 target group has committed: a target group is never moved backwards. The metrics count per group and round:
-committed / current / active (refused) / failed.
+committed / current / active (refused) / failed. A sync due right after a checkpoint round uses that round's
+translations instead of listing the groups again.
 
 **Several daemons** running one flow each do all of this: the translations come from the same offset syncs and
 the same committed offsets, so their checkpoints agree (up to a few seconds of timing) and readers take the
