@@ -19,7 +19,7 @@ REWIND = click.option("--allow-rewind", is_flag=True,
 FORMAT = click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 
 
-def _show(result: ops.Move, fmt: str, dry_run: bool) -> int:
+def _show(result: ops.GroupMove, fmt: str, dry_run: bool) -> int:
     if fmt == "json":
         click.echo(json.dumps({"dry_run": dry_run, **result.doc()}, indent=2))
     else:

@@ -15,7 +15,6 @@ from kafka import TopicPartition
 from mmplan.daemon.mm2_format import Checkpoint, Heartbeat, OffsetSync
 from mmplan.daemon.status_record import StatusRecord
 from mmplan.daemon.translate import SyncHistory, histories
-from mmplan.errors import MmplanError
 from mmplan.graph.compile import CompiledFlow
 from mmplan.kafka.admin import Admin
 from mmplan.kafka.records import Record, read_topic
@@ -153,7 +152,3 @@ def connect_position(key: bytes | None, value: bytes | None, source: str) -> tup
     except (ValueError, TypeError, KeyError, AttributeError):
         return None
 
-
-def require_topic(live: Live, alias: str, topic: str, what: str) -> None:
-    if topic not in live.admin(alias).partitions_of([topic]):
-        raise MmplanError(f"{what}: topic {topic} does not exist on {alias}", where=f"cluster {alias}")

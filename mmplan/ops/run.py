@@ -136,7 +136,9 @@ def translate(live: Live, flow: CompiledFlow, group: str, fresh: bool = False, e
 
 
 @dataclass
-class Move:
+class GroupMove:
+    """The outcome of `failover` or `failback`: the partitions, what the application must change, a refusal."""
+
     title: str
     cluster: str
     moves: list[fo.Move]
@@ -153,7 +155,7 @@ class Move:
 
 
 def failover(live: Live, flow: CompiledFlow, group: str, dry_run: bool = False, allow_rewind: bool = False,
-             force: bool = False) -> Move:
+             force: bool = False) -> GroupMove:
     """Commit the group's freshest exact translated offsets on the flow's target (see mmplan.ops.failover)."""
     t = translate(live, flow, group, fresh=True, exact_only=True)
     target = flow.target
@@ -170,7 +172,7 @@ def failover(live: Live, flow: CompiledFlow, group: str, dry_run: bool = False, 
     topology = live.topology
     changes = fo.app_changes(topology.clusters[flow.source].bootstrap_servers,
                              topology.clusters[target].bootstrap_servers, moves, group)
-    result = Move(f"Failover of group {group} to {target} ({flow.name}):", target, moves, changes, t.notes,
+    result = GroupMove(f"Failover of group {group} to {target} ({flow.name}):", target, moves, changes, t.notes,
                   refused, False, {})
     if refused is None and not dry_run:
         result.errors = _commit(live, target, group, moves)
@@ -178,7 +180,8 @@ def failover(live: Live, flow: CompiledFlow, group: str, dry_run: bool = False, 
     return result
 
 
-def failback(live: Live, flow: CompiledFlow, group: str, dry_run: bool = False, allow_rewind: bool = False) -> Move:
+def failback(live: Live, flow: CompiledFlow, group: str, dry_run: bool = False,
+             allow_rewind: bool = False) -> GroupMove:
     """The return trip of `flow`: the group's offsets on the flow's target, on the topics the flow replicated,
     translated back through the flow's offset syncs and committed on its source for the original topics."""
     source, target = flow.source, flow.target
@@ -201,7 +204,7 @@ def failback(live: Live, flow: CompiledFlow, group: str, dry_run: bool = False, 
     topology = live.topology
     changes = fo.app_changes(topology.clusters[target].bootstrap_servers,
                              topology.clusters[source].bootstrap_servers, moves, group)
-    result = Move(f"Failback of group {group} to {source} (return trip of {flow.name}):", source, moves, changes,
+    result = GroupMove(f"Failback of group {group} to {source} (return trip of {flow.name}):", source, moves, changes,
                   notes, refused, False, {})
     if refused is None and not dry_run:
         result.errors = _commit(live, source, group, moves)
