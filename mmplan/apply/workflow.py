@@ -19,7 +19,7 @@ from mmplan.plan.diff import compute_plan
 from mmplan.plan.model import Change, Plan, PlanProblem
 from mmplan.plan.saved import SavedPlan
 from mmplan.plan.summary import describe
-from mmplan.state.live import read_connect, read_snapshot
+from mmplan.state.live import ConnectSnapshot, read_connect, read_snapshot
 from mmplan.state.snapshot import Snapshot
 from mmplan.topology.findings import has_errors
 from mmplan.topology.loader import LoadedTopology
@@ -31,6 +31,11 @@ class LivePlan:
     plan: Plan
     snapshot: Snapshot
     compiled: CompiledTopology
+    connect: ConnectSnapshot | None = None
+
+    def fingerprints(self) -> dict[str, str]:
+        """The live state's hashes: one per cluster alias, one per Connect URL."""
+        return {**self.snapshot.fingerprints(), **(self.connect.fingerprints() if self.connect else {})}
 
 
 def plan_topology(loaded: LoadedTopology, flow_names: tuple[str, ...] = (), allow_delete: bool = False,
@@ -48,7 +53,7 @@ def plan_topology(loaded: LoadedTopology, flow_names: tuple[str, ...] = (), allo
     connect = read_connect(flows, timeout=timeout) if _connect_flows(flows) else None
     plan = compute_plan(compiled, flows, snapshot, findings, allow_delete=allow_delete, topology_file=loaded.file,
                         connect=connect)
-    return LivePlan(plan, snapshot, compiled)
+    return LivePlan(plan, snapshot, compiled, connect)
 
 
 def _connect_flows(flows: list[CompiledFlow]) -> list[CompiledFlow]:
@@ -91,13 +96,16 @@ def _connect_clients(topology: Topology, changes: list[Change],
 
 def verify_saved(saved: SavedPlan, file: str, timeout: float = 10.0) -> None:
     """Refuse a saved plan whose live state has changed since it was made, saying what changed."""
-    snapshot = read_snapshot(saved.topology, list(saved.fingerprints), timeout=timeout)
-    now = snapshot.fingerprints()
-    changed = [alias for alias, fp in saved.fingerprints.items() if now.get(alias) != fp]
+    aliases = [key for key in saved.fingerprints if key in saved.topology.clusters]
+    snapshot = read_snapshot(saved.topology, aliases, timeout=timeout)
+    compiled = compile_topology(saved.topology)
+    flows = compiled.select(tuple(saved.plan.flows))
+    connect = read_connect(flows, timeout=timeout) if _connect_flows(flows) else None
+    now = {**snapshot.fingerprints(), **(connect.fingerprints() if connect else {})}
+    changed = [key for key, fp in saved.fingerprints.items() if now.get(key) != fp]
     if not changed:
         return
-    compiled = compile_topology(saved.topology)
-    fresh = compute_plan(compiled, compiled.select(tuple(saved.plan.flows)), snapshot, allow_delete=any(
+    fresh = compute_plan(compiled, flows, snapshot, connect=connect, allow_delete=any(
         c.held is False and c.action.value == "delete" for c in saved.plan.changes))
     old = {describe(c) for c in saved.plan.pending}
     new = {describe(c) for c in fresh.pending}

@@ -39,7 +39,7 @@ def plan(file: str, flows: tuple[str, ...], fmt: str, out: str | None, allow_del
     else:
         click.echo(render_text(live.plan, color=use_color()), nl=False)
     if out:
-        save_plan(out, live.plan, live.snapshot.fingerprints(), loaded.topology)
+        save_plan(out, live.plan, live.fingerprints(), loaded.topology)
         click.echo(f"Saved the plan to {out}: apply exactly this plan with `mmplan apply --plan {out}`.", err=True)
     return live.plan.exit_code()
 

@@ -3,6 +3,8 @@ and the connectors of the Kafka Connect clusters that `engine: connect` flows us
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -99,6 +101,14 @@ class ConnectSnapshot:
 
     connectors: dict[str, dict[str, ConnectorStatus]] = field(default_factory=dict)
     unreachable: dict[str, str] = field(default_factory=dict)
+
+    def fingerprints(self) -> dict[str, str]:
+        """A hash per Connect URL of its connectors' names and configs (states change on their own)."""
+        out = {}
+        for url, connectors in self.connectors.items():
+            doc = {name: status.config for name, status in connectors.items()}
+            out[url] = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+        return out
 
 
 def read_connect(flows: Iterable[CompiledFlow], timeout: float = 10.0,

@@ -187,3 +187,17 @@ def test_import_reads_a_running_connect_cluster(case, tmp_path):
     [flow] = [f for f in topology.flows if (f.source, f.target) == (case.src, case.dst)]
     assert flow.engine.value == "connect" and flow.connect.urls == [case.url]
     assert flow.topics.include == [f"p{case.id}\\..*"]
+
+
+def test_a_saved_plan_applies_its_connectors_and_refuses_a_changed_connect_cluster(case, tmp_path):
+    saved = tmp_path / "plan.json"
+    assert case.mmplan("plan", str(case.file), "--out", str(saved)).exit_code == 2
+    result = case.mmplan("apply", "--plan", str(saved), "--auto-approve")
+    assert result.exit_code == 0, result.output
+    case.wait_running()
+    case.write(include=f"p{case.id}\\\\.other")
+    assert case.mmplan("plan", str(case.file), "--out", str(saved)).exit_code == 2
+    name = f"{case.src}->{case.dst}-source"
+    case.client.put_config(name, {**case.live()[name].config, "tasks.max": "2"})
+    result = case.mmplan("apply", "--plan", str(saved), "--auto-approve")
+    assert result.exit_code == 1 and case.url in result.output
