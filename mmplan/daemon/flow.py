@@ -459,6 +459,8 @@ class _Session:
                 part, offset = by_tp.get(tp, (None, None))
                 if part is None or not part.owned or part.fetch_pos != offset:
                     continue  # revoked, or reset, since the fetch was sent
+                if part.txn is not None and part.txn.phase not in _TXN_READY:
+                    continue  # started over since: it fetches again from its committed position
                 code = data.error_code
                 if code:
                     self._fetch_error(part, code)
@@ -974,6 +976,7 @@ class _Session:
             start = self.positions.get((part.tp.topic, part.tp.partition))
             if start is None:
                 start = part.committed if part.committed is not None else part.done_pos
+            self._txn_drop(part)
             part.fetch_pos = part.done_pos = start
             txn.phase = "idle"
             self.r.log.debug("flow %s: %s-%s starts at %s", self.r.name, part.tp.topic, part.tp.partition, start)
