@@ -225,3 +225,13 @@ def test_client_says_unauthorized_with_the_url_and_no_password(server):
 def test_client_unreachable_names_every_url():
     with pytest.raises(MmplanError, match="unreachable.*127.0.0.1:1"):
         ConnectClient(["http://127.0.0.1:1"], timeout=1).connectors()
+
+
+def test_connectors_of_a_flow_moved_to_the_daemon_are_held_deletes():
+    c = compiled(CONNECT_FLOW)
+    other = CONNECT_FLOW.replace("us-east, target: us-west", "us-west, target: us-east")
+    moved = CONNECT_FLOW.replace("engine: connect", "engine: daemon") + other
+    _, plan = plan_for(running(c), flows=moved)
+    deletes = [ch for ch in connector_changes(plan) if ch.kind is ChangeKind.delete_connector]
+    assert sorted(ch.connector for ch in deletes) == NAMES
+    assert all(ch.held and ch.reason == "orphan: its flow runs on the daemon now" for ch in deletes)

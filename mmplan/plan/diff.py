@@ -238,14 +238,19 @@ def _connector_changes(compiled: CompiledTopology, flows: list[CompiledFlow],
                                       before=_masked(current), after=_masked(config, current),
                                       reason="its config differs from the topology"))
             problems += _failures(url, flow.name, have)
-        pairs = {(f.source, f.target) for f in here}
+        # selected flows that name this Connect cluster, whatever their engine now
+        pairs = {(f.source, f.target): f for f in flows if f.settings.connect.urls[:1] == [url]}
         for name, have in sorted(live.items()):
             pair = (have.config.get("source.cluster.alias"), have.config.get("target.cluster.alias"))
             if (name in wanted or not have.config.get("connector.class", "").startswith(CLASS_PREFIX)
                     or not set(pair) <= set(topology.clusters) or (pair in declared and pair not in pairs)):
                 continue
             flow_name_ = f"{pair[0]}->{pair[1]}"
-            why = "its flow is disabled" if pair in pairs else f"no flow {flow_name_} is declared"
+            owner = pairs.get(pair)
+            why = (f"no flow {flow_name_} is declared" if owner is None
+                   else "its flow runs on the daemon now" if owner.settings.engine is Engine.daemon
+                   else "its flow is disabled" if not owner.settings.enabled
+                   else "not one of the flow's connectors")
             changes.append(Change(kind=ChangeKind.delete_connector, cluster=url, connector=name, flow=flow_name_,
                                   before=_masked({k: v for k, v in have.config.items() if k != "name"}),
                                   reason=f"orphan: {why}"))
