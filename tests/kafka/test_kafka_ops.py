@@ -87,6 +87,21 @@ def test_failover_status_and_drill_with_the_daemon(kafka_pair, clients, tmp_path
         assert {(p["topic"], p["partition"], p["translated"], p["exact"]) for p in doc["partitions"]} == {
             (topic, p, o, True) for p, o in COMMITTED.items()}
         assert {"setting": "topic", "change": f"{remote} -> {topic}"} in doc["application"]
+        # the application consumed everything on the target; failing back puts the group at the end on the source
+        on_target = clients.consumer(west, group_id=group, enable_auto_commit=False)
+        on_target.commit({TopicPartition(remote, p): OffsetAndMetadata(RECORDS, "", -1) for p in range(PARTITIONS)})
+        on_target.close()
+        code, out, err = mmplan("failback", str(file), "--flow", flow, "--group", group)
+        assert code == 0 and "Committed 3 of 3 partitions." in out, out + err
+        on_source = clients.consumer(east, group_id=group, enable_auto_commit=False)
+        assert [on_source.committed(TopicPartition(topic, p)) for p in range(PARTITIONS)] == [RECORDS] * PARTITIONS
+        on_source.close()
+
+        def checkpoints_follow():
+            code, doc = mmplan_json("offsets", "translate", str(file), "--flow", flow, "--group", group)
+            return all(p["source_offset"] == RECORDS for p in doc["partitions"])
+
+        wait_for(checkpoints_follow, 30, "checkpoints of the group at its new source offsets")
 
         code, doc = mmplan_json("drill", str(file), "--flow", flow, "--topic", f"p{run}.drill", "--timeout", "60")
         assert code == 0 and doc["passed"], doc["failures"]
@@ -109,8 +124,8 @@ def test_failover_status_and_drill_with_the_daemon(kafka_pair, clients, tmp_path
     gone.write_text(ops_topology(kafka_pair, run, rpo="1h", east="127.0.0.1:1"))
     code, doc = mmplan_json("failover", str(gone), "--flow", flow, "--group", group, "--dry-run", "--timeout", "2")
     assert code == 0 and doc["refused"] is None, doc
-    assert {(p["partition"], p["source_offset"], p["from"]) for p in doc["partitions"]} == {
-        (p, o, "checkpoint") for p, o in COMMITTED.items()}
+    assert {(p["partition"], p["source_offset"], p["translated"], p["from"]) for p in doc["partitions"]} == {
+        (p, RECORDS, RECORDS, "checkpoint") for p in range(PARTITIONS)}
     assert any("checkpoints only" in n for n in doc["notes"])
     gone.write_text(ops_topology(kafka_pair, run, rpo="1s", east="127.0.0.1:1"))
     code, out, err = mmplan("failover", str(gone), "--flow", flow, "--group", group, "--dry-run", "--timeout", "2")
