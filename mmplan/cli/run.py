@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 
 import click
 
 from mmplan.cli.options import FILE, FLOWS, TIMEOUT
+from mmplan.daemon.gitsource import GitSource
+from mmplan.daemon.lease import Lease
 from mmplan.daemon.logs import Redactor, setup_logging, topology_secrets
 from mmplan.daemon.metrics import Metrics, serve
 from mmplan.daemon.runner import STOP_TIMEOUT, Daemon, running_flows
@@ -55,15 +59,38 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--exactly-once", is_flag=True,
               help="Replicate every flow it runs exactly once (transactions on the target), whatever the "
                    "topology's exactly_once says.")
+@click.option("--git", "git_repo", metavar="REPO",
+              help="Take the topology from this git repository (a URL or path git understands) instead of FILE.")
+@click.option("--ref", default="main", show_default=True, help="With --git: the branch, tag or commit to run.")
+@click.option("--path", "git_path", default="mmplan.yaml", show_default=True, metavar="PATH",
+              help="With --git: the topology file's path in the repository.")
+@click.option("--git-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="With --git: where the daemon keeps its clone (default .mmplan/git/<hash> here).")
+@click.option("--applier-group", metavar="NAME",
+              help="Daemons with the same name elect one applier among them (default: derived from the topology "
+                   "file's absolute path, or from --git and --path).")
+@click.option("--no-lease", is_flag=True,
+              help="Apply without electing an applier (only when exactly one daemon runs this topology).")
 @TIMEOUT
 def run(file: str, flows: tuple[str, ...], metrics_port: int | None, metrics_host: str, log_format: str,
-        log_level: str, reconcile_interval: float | None, exactly_once: bool, timeout: float) -> int:
+        log_level: str, reconcile_interval: float | None, exactly_once: bool, git_repo: str | None, ref: str,
+        git_path: str, git_dir: str | None, applier_group: str | None, no_lease: bool, timeout: float) -> int:
     """Replicate every enabled flow (or the --flow ones) until SIGTERM or Ctrl-C.
 
-    At start and then every reconcile interval (and on SIGHUP) it re-reads FILE and applies the safe
-    changes (creations, partition increases, config and ACL sync; never deletes) with the same code as
-    `apply`, and picks up new source topics. Exits 0 after a clean stop, 1 on errors.
+    At start and then every reconcile interval, on SIGHUP and when FILE changes, it re-reads the topology
+    (FILE, or --git's newest commit of --ref) and applies the safe changes (creations, partition increases,
+    config and ACL sync; never deletes) with the same code as `apply`, and picks up new source topics. With
+    several daemons on one topology, only the one holding the applier lease applies. Exits 0 after a clean
+    stop, 1 on errors.
     """
+    git, commit = None, None
+    identity = str(Path(file).resolve())
+    if git_repo:
+        identity = f"{git_repo}\n{git_path}"
+        key = hashlib.sha256(f"{git_repo}\n{ref}\n{git_path}".encode()).hexdigest()[:12]
+        git = GitSource(git_repo, ref, git_path, Path(git_dir) if git_dir else Path(".mmplan/git") / key)
+        path, commit = git.sync()
+        file = str(path)
     loaded = load_topology(file)
     findings = check_topology(loaded)
     if has_errors(findings):
@@ -76,10 +103,16 @@ def run(file: str, flows: tuple[str, ...], metrics_port: int | None, metrics_hos
         client_config(alias, loaded.topology.clusters[alias])  # an unset ${VAR} fails now, not in a retry loop
     runner_factory = _flow_runner(exactly_once)
 
+    lease = None
+    if not no_lease:  # on the first flow's source: every daemon of this topology (and --flow choice) agrees
+        name = applier_group or hashlib.sha256(identity.encode()).hexdigest()[:12]
+        alias = chosen[0].source
+        lease = Lease(alias, loaded.topology.clusters[alias], name, log, timeout)
+
     redact = Redactor(topology_secrets(loaded.topology))
     metrics = Metrics()
     daemon = Daemon(file, loaded, chosen, flow_names=flows, metrics=metrics, runner_factory=runner_factory,
-                    timeout=timeout, interval=reconcile_interval, redact=redact)
+                    timeout=timeout, interval=reconcile_interval, redact=redact, git=git, commit=commit, lease=lease)
     view = None
     if log_format == "text" and sys.stderr.isatty():
         from mmplan.daemon.progress import ProgressView

@@ -9,6 +9,7 @@ timeout). The membership consumer is the same one the flows use (`Membership`), 
 from __future__ import annotations
 
 import logging
+import time
 
 from kafka import TopicPartition
 
@@ -53,10 +54,15 @@ class Lease:
 
     @property
     def held(self) -> bool:
-        """True while this daemon holds the lease (it follows the group's assignments as they arrive)."""
+        """True while this daemon holds the lease (it follows the group's assignments as they arrive). Joins
+        (again) when not a member; raises MmplanError when that is refused."""
         m = self.membership
-        if m is None:
-            return False
+        if m is None or not m.alive:
+            if m is not None:
+                self.log.warning("applier lease: the group membership ended; joining again")
+                self.close()
+            self.start()
+            m = self.membership
         while m.events:
             kind, value = m.events.popleft()
             if kind == "assigned" and LEASE_PARTITION in value:
@@ -69,6 +75,13 @@ class Lease:
                 self._held = False
                 self.log.warning("applier lease: %s", value)
         return self._held and m.alive
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the lease (a daemon that gets none waits it all); True when held."""
+        deadline = time.monotonic() + timeout
+        while not self.held and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return self.held
 
     def close(self) -> None:
         if self.membership is not None:

@@ -5,8 +5,10 @@ All updates are per batch or per poll, never per record.
 
 from __future__ import annotations
 
+import collections
 import json
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -55,6 +57,25 @@ class Metrics:
                                    ["flow", "result"], registry=r)
         self.status_records = Counter("mmplan_status_records", "Status records acknowledged by the target",
                                       ["flow"], registry=r)
+        # the reconcile (GitOps): what runs, when it last worked, what it changed and what it leaves
+        self.flow_rpo = Gauge("mmplan_flow_rpo_seconds", "The flow's recovery point objective (rpo)", ["flow"],
+                              registry=r)
+        self.topology = Gauge("mmplan_topology_info", "1 for the topology running: its source (file or git) and "
+                              "version (git commit, or the file's sha256)", ["source", "version"], registry=r)
+        self.applier = Gauge("mmplan_applier", "1 while this daemon is the one that applies changes", registry=r)
+        self.reconcile_time = Gauge("mmplan_reconcile_last_timestamp_seconds", "When the last reconcile ended",
+                                    registry=r)
+        self.reconcile_ok_time = Gauge("mmplan_reconcile_last_success_timestamp_seconds",
+                                       "When the last successful reconcile ended", registry=r)
+        self.reconcile_errors = Counter("mmplan_reconcile_errors", "Reconciles that failed (invalid topology, "
+                                        "unreachable cluster, failed change)", registry=r)
+        self.applied = Counter("mmplan_changes_applied", "Changes applied by the daemon's reconciles",
+                               ["cluster", "kind"], registry=r)
+        self.pending = Gauge("mmplan_changes_pending", "Changes the last reconcile left: held (destructive, needs "
+                             "`mmplan apply --allow-delete`), deferred (waits for its flow's sync interval), "
+                             "applier (left to the daemon that holds the applier lease)",
+                             ["cluster", "kind", "reason"], registry=r)
+        self._topology_labels: tuple[str, str] | None = None
 
     def replicated(self, flow: str, topic: str, records: int, size: int, latency_s: float | None) -> None:
         """One forwarded batch (or several of one topic) acknowledged by the target."""
@@ -91,6 +112,35 @@ class Metrics:
 
     def group_sync(self, flow: str, result: str, groups: int = 1) -> None:
         self.group_syncs.labels(flow, result).inc(groups)
+
+    def running(self, source: str, version: str, rpos: dict[str, float | None]) -> None:
+        """The topology now running, and its flows' RPOs."""
+        with self._lock:
+            if self._topology_labels != (source, version):
+                if self._topology_labels is not None:
+                    self.topology.remove(*self._topology_labels)
+                self._topology_labels = (source, version)
+                self.topology.labels(source, version).set(1)
+        for flow, rpo in rpos.items():
+            if rpo is not None:
+                self.flow_rpo.labels(flow).set(rpo)
+
+    def reconciled(self, ok: bool, applied: list[tuple[str, str]], pending: list[tuple[str, str, str]],
+                   applier: bool) -> None:
+        """One reconcile: (cluster, kind) of each change applied, (cluster, kind, reason) of each left."""
+        now = time.time()
+        self.reconcile_time.set(now)
+        if ok:
+            self.reconcile_ok_time.set(now)
+        else:
+            self.reconcile_errors.inc()
+        self.applier.set(1 if applier else 0)
+        for cluster, kind in applied:
+            self.applied.labels(cluster, kind).inc()
+        counts = collections.Counter(pending)
+        self.pending.clear()
+        for labels, n in counts.items():
+            self.pending.labels(*labels).set(n)
 
 
 def serve(metrics: Metrics, port: int, health: Callable[[], tuple[bool, dict]],

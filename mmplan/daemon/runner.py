@@ -12,8 +12,16 @@ Beside each flow's runner the daemon runs that flow's side work (`mmplan.daemon.
 checkpoints and group offset sync, and its status records. It starts with the runner, is told to stop with it,
 and after the runner has drained writes the `stopped` status record, within the same stop bound.
 
-The pure parts (`safe_changes`, `replicated_topics`, `reconcile_interval`) take plain data and are
-unit-tested without Kafka; `Daemon` is the shell around them.
+GitOps: the topology comes from a file (reloaded when it changes) or from git (`GitSource`: fetched at every
+reconcile; the commit is what runs). A topology that is invalid, or a cluster that cannot be read, leaves the last
+good topology running; the reason is logged, exported and shown in /healthz. With several daemons on one topology,
+only the holder of the applier lease (`Lease`: Kafka's group protocol on a one-partition topic) applies; the
+others plan, replicate and report what they leave to it. Each reconcile that applied something logs the plan it
+applied (the JSON document of `plan --format json`); the metrics show the version running, the last successful
+reconcile, the changes applied and the changes left pending (held deletes, deferred syncs, left to the applier).
+
+The pure parts (`safe_changes`, `replicated_topics`, `reconcile_interval`, `pending_changes`) take plain data and
+are unit-tested without Kafka; `Daemon` is the shell around them.
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ from typing import Any, Protocol
 
 from mmplan.apply.execute import Outcome
 from mmplan.apply.workflow import apply_plan, plan_topology
+from mmplan.daemon.gitsource import GitSource
+from mmplan.daemon.lease import Lease
 from mmplan.daemon.logs import Redactor, topology_secrets
 from mmplan.daemon.metrics import Metrics
 from mmplan.daemon.sidework import FlowSideWork, daemon_id
@@ -37,6 +47,7 @@ from mmplan.errors import MmplanError
 from mmplan.graph.checks import check_topology
 from mmplan.graph.compile import CompiledFlow, compile_topology
 from mmplan.plan.model import Action, Change, ChangeKind, Plan
+from mmplan.plan.render_json import plan_document
 from mmplan.plan.summary import SYMBOL, describe
 from mmplan.state.snapshot import Snapshot
 from mmplan.topology.findings import has_errors
@@ -46,6 +57,8 @@ from mmplan.topology.models import Engine, Topology, format_duration
 log = logging.getLogger("mmplan.run")
 
 STOP_TIMEOUT = 30.0
+LEASE_WAIT = 8.0  # at start, how long to wait for the applier lease before the first reconcile
+FILE_POLL = 1.0  # how often a file topology is checked for changes between reconciles
 SIDE_FINISH = 3.0  # of the stop bound, kept for writing the `stopped` status records after the flows drained
 CONFIG_KINDS = (ChangeKind.set_config, ChangeKind.unset_config)
 ACL_KINDS = (ChangeKind.create_acl,)
@@ -148,6 +161,15 @@ def advance_clock(clock: SyncClock, flows: Iterable[CompiledFlow], selection: Se
             clock.acls[flow.name] = now + s.sync_topic_acls.interval
 
 
+def pending_changes(selection: Selection, applier: bool) -> list[tuple[str, str, str]]:
+    """(cluster, kind, reason) of every change a reconcile leaves: held deletes, syncs not yet due, and, in a
+    daemon that is not the applier, everything it would have applied."""
+    left = [(c, "held") for c in selection.held_deletes] + [(c, "deferred") for c in selection.deferred]
+    if not applier:
+        left += [(c, "applier") for c in selection.apply]
+    return [(c.cluster, c.kind.value, reason) for c, reason in left]
+
+
 def replicated_topics(flows: Iterable[CompiledFlow], snapshot: Snapshot,
                       created: Iterable[tuple[str, str]] = ()) -> dict[str, list[str]]:
     """For each flow whose source and target were read: the source topics it replicates whose remote topic
@@ -191,6 +213,11 @@ class Current:
     loaded: LoadedTopology
     digest: str
     flows: list[CompiledFlow]
+    commit: str | None = None  # the git commit it came from
+
+    @property
+    def version(self) -> str:
+        return self.commit or self.digest
 
 
 @dataclass
@@ -253,7 +280,8 @@ class Daemon:
 
     `runner_factory(flow, topology, metrics=..., logger=...)` makes a flow's runner (`FlowRunner`);
     `side_factory(flow, topology, runner_state=..., daemon=..., version=..., metrics=..., logger=..., timeout=...)`
-    its side work (`FlowSideWork`; None: no side work).
+    its side work (`FlowSideWork`; None: no side work). `git`: the topology comes from git, checked out at
+    `file` (already synced once, at `commit`). `lease`: apply only while holding it (None: always apply).
     """
 
     def __init__(self, file: str, loaded: LoadedTopology, flows: list[CompiledFlow], *,
@@ -261,8 +289,11 @@ class Daemon:
                  runner_factory: RunnerFactory, timeout: float = 10.0, interval: float | None = None,
                  redact: Redactor | None = None, stop_timeout: float = STOP_TIMEOUT,
                  plan_fn: Callable[..., Any] = plan_topology, apply_fn: Callable[..., Any] = apply_plan,
-                 side_factory: SideFactory | None = FlowSideWork) -> None:
+                 side_factory: SideFactory | None = FlowSideWork, git: GitSource | None = None,
+                 commit: str | None = None, lease: Lease | None = None) -> None:
         self.file = file
+        self.git = git
+        self.lease = lease
         self.flow_names = flow_names
         self.metrics = metrics or Metrics()
         self.runner_factory = runner_factory
@@ -274,7 +305,9 @@ class Daemon:
         self.redact.update(topology_secrets(loaded.topology))
         self.stop_timeout = stop_timeout
         self._plan, self._apply = plan_fn, apply_fn
-        self.current = Current(loaded, _digest(file), flows)
+        self.current = Current(loaded, _digest(file), flows, commit)
+        self._seen_digest = self.current.digest  # the file content the last reload looked at
+        self._report_running()
         self.stale: str | None = None  # why the file on disk is not the topology running
         self.last: ReconcileResult | None = None
         self.clock = SyncClock()
@@ -321,32 +354,58 @@ class Daemon:
             "reconcile": self.last.doc() if self.last else None,
             "side_work": self.side_problems(),
             "reconcile_interval_s": self.interval,
-            "topology": {"file": self.file, "stale": self.stale},
+            "topology": {"file": self.file, "git": self.git.where if self.git else None,
+                         "version": self.current.version, "stale": self.stale},
+            "applier": self.lease is None or self.lease.held,
         }
         return detail["ok"], self.redact.value(detail)
 
     # -- reconcile ------------------------------------------------------------------------------------------
 
     def reload(self) -> Current:
-        """The topology to reconcile with: the file if it changed and is fit to run, else the last good one."""
-        digest = _digest(self.file)
+        """The topology to reconcile with: the file (or the git ref's newest commit) if it changed and is fit to
+        run, else the last good one."""
+        commit = None
+        if self.git is not None:
+            try:
+                _, commit = self.git.sync()
+            except MmplanError as e:
+                self._not_used(e, "the topology cannot be fetched")
+                return self.current
+        digest = self._seen_digest = _digest(self.file)
         if digest == self.current.digest:
             self.stale = None  # back to the topology running (or never changed)
+            if commit and commit != self.current.commit:
+                self.current.commit = commit  # same topology, newer commit
+                self._report_running()
             return self.current
         try:
             loaded, flows = load_checked(self.file, self.flow_names)
         except MmplanError as e:
-            why = e.render().replace("\n", "; ")
-            if why != self.stale:
-                log.error("the topology file changed but cannot be used, running the last good one: %s", why,
-                          extra={"file": self.file})
-            self.stale = why
+            self._not_used(e, "the topology changed but cannot be used")
             return self.current
-        log.info("topology reloaded: %d flow(s) to run", len(flows), extra={"file": self.file})
+        log.info("topology reloaded: %d flow(s) to run", len(flows),
+                 extra={"file": self.file, "version": commit or digest})
         self.stale = None
         self.redact.update(topology_secrets(loaded.topology))
-        self.current = Current(loaded, digest, flows)
+        self.current = Current(loaded, digest, flows, commit)
+        self._report_running()
         return self.current
+
+    def _not_used(self, e: MmplanError, what: str) -> None:
+        why = e.render().replace("\n", "; ")
+        if why != self.stale:
+            log.error("%s, running the last good one (%s): %s", what, self.current.version[:12], why,
+                      extra={"file": self.file})
+        self.stale = why
+
+    def _report_running(self) -> None:
+        self.metrics.running("git" if self.git else "file", self.current.version,
+                             {f.name: f.settings.rpo for f in self.current.flows})
+
+    def file_changed(self) -> bool:
+        """A file topology whose content is not the one running (git sources are checked at each reconcile)."""
+        return self.git is None and _digest(self.file) != self._seen_digest
 
     def reconcile(self) -> ReconcileResult:
         """One reconcile; never raises. Starts, restarts and stops runners to match the topology."""
@@ -354,6 +413,8 @@ class Daemon:
         at = datetime.now(timezone.utc)
         ok, summary = True, ""
         topics: dict[str, list[str]] = {}
+        applied: list[tuple[str, str]] = []
+        pending: list[tuple[str, str, str]] = []
         try:
             current = self.reload()
             live = self._plan(current.loaded, tuple(f.name for f in current.flows), allow_delete=False,
@@ -367,7 +428,7 @@ class Daemon:
                 ok, summary = False, f"{len(errors)} error(s): " + "; ".join(p.message for p in errors[:3])
                 topics = replicated_topics(current.flows, snapshot)
             else:
-                ok, summary, topics = self._apply_safe(current, plan, snapshot)
+                ok, summary, topics, applied, pending = self._apply_safe(current, plan, snapshot)
         except MmplanError as e:
             ok, summary = False, e.render().replace("\n", "; ")
             log.error("reconcile failed: %s", summary)
@@ -379,6 +440,7 @@ class Daemon:
         if not ok:  # `mmplan_errors_total{kind="reconcile"}`: one per failed reconcile, for each flow it covers
             for flow in self.current.flows:
                 self.metrics.error(flow.name, "reconcile")
+        self.metrics.reconciled(ok and not self.stale, applied, pending, self._is_applier())
         self._hand_out(topics)
         self.last = ReconcileResult(at, ok, summary, time.monotonic() - started)
         return self.last
@@ -390,9 +452,26 @@ class Daemon:
                 self._logged_warnings.add((p.code, p.message))
                 log.warning("%s", p.message, extra={"code": p.code, **_ctx(p.flow, p.cluster)})
 
-    def _apply_safe(self, current: Current, plan: Plan, snapshot: Snapshot) -> tuple[bool, str, dict]:
+    def _is_applier(self) -> bool:
+        if self.lease is None:
+            return True
+        try:
+            return self.lease.held
+        except MmplanError as e:  # the lease cannot be joined (e.g. its topic cannot be created): apply nothing
+            log.error("applier lease: %s", e.render().replace("\n", "; "))
+            return False
+
+    def _apply_safe(self, current: Current, plan: Plan, snapshot: Snapshot) -> tuple[bool, str, dict, list, list]:
         now = time.monotonic()
         selection = safe_changes(plan, self.clock, now)
+        applier = self._is_applier()
+        pending = pending_changes(selection, applier)
+        if not applier:
+            topics = replicated_topics(current.flows, snapshot)
+            summary = f"not the applier: {len(selection.apply)} change(s) left to it" if selection.apply else \
+                "not the applier: nothing to apply"
+            log.log(logging.INFO if selection.apply else logging.DEBUG, "reconcile: %s", summary)
+            return True, summary, topics, [], pending
         for change in selection.held_deletes:
             key = (change.cluster, describe(change))
             if key not in self._logged_held:
@@ -410,9 +489,11 @@ class Daemon:
                 # nothing created: hand out what the snapshot shows, and retry the changes next time
                 why = e.render().replace("\n", "; ")
                 log.error("reconcile: apply failed: %s", why)
-                return False, f"apply failed: {why}", replicated_topics(current.flows, snapshot)
+                return False, f"apply failed: {why}", replicated_topics(current.flows, snapshot), [], pending
         advance_clock(self.clock, current.flows, selection, outcomes, now)
         failed = [o for o in outcomes if not o.ok]
+        if outcomes:
+            log.info("applied plan", extra={"version": current.version, "plan": plan_document(selection.plan(plan))})
         topics = replicated_topics(current.flows, snapshot, created_topics(outcomes))
         summary = f"applied {len(outcomes) - len(failed)} of {len(outcomes)} change(s)"
         if failed:
@@ -425,7 +506,9 @@ class Daemon:
         log.log(logging.INFO if outcomes or self.last is None else logging.DEBUG,
                 "reconcile: %s; replicating %s", summary,
                  ", ".join(f"{name}: {len(t)} topic(s)" for name, t in topics.items()) or "nothing yet")
-        return not failed, summary, topics
+        applied = [(o.change.cluster, o.change.kind.value) for o in outcomes if o.ok]
+        pending += [(o.change.cluster, o.change.kind.value, "failed") for o in failed]
+        return not failed, summary, topics, applied, pending
 
     def _hand_out(self, topics: Mapping[str, list[str]]) -> None:
         """Match the runners to the current flows, and give each its topics (before a new one starts).
@@ -489,7 +572,7 @@ class Daemon:
                     return runner.state, self.redact(runner.error) if runner.error else None
 
                 side = self.side_factory(flow, topology, runner_state=runner_state,
-                                         daemon=self.daemon_id, version=self.current.digest[:12] or None,
+                                         daemon=self.daemon_id, version=self.current.version[:12] or None,
                                          metrics=self.metrics, logger=flow_logger(flow.name), timeout=self.timeout)
             except Exception:  # never keep a flow from replicating
                 log.exception("cannot set up heartbeats, checkpoints and status records", extra={"flow": flow.name})
@@ -527,11 +610,22 @@ class Daemon:
     # -- lifecycle ------------------------------------------------------------------------------------------
 
     def reconcile_loop(self) -> None:
-        """Reconcile now, then every interval and whenever `wake` is set, until stopping."""
+        """Reconcile now, then every interval, whenever `wake` is set, and when a topology file changes."""
+        if self.lease is not None:  # the first reconcile applies what is missing, if this daemon is the applier
+            try:
+                self.lease.wait(LEASE_WAIT)
+            except MmplanError as e:
+                log.error("applier lease: %s", e.render().replace("\n", "; "))
         while not self.stopping.is_set():
             self.wake.clear()
             self.reconcile()
-            self.wake.wait(self.interval)
+            due = time.monotonic() + self.interval
+            while not self.stopping.is_set() and not self.wake.wait(min(FILE_POLL, max(0.0, due - time.monotonic()))):
+                if time.monotonic() >= due:
+                    break
+                if self.file_changed():
+                    log.info("the topology file changed: reconciling now", extra={"file": self.file})
+                    break
 
     def request_reconcile(self) -> None:
         self.wake.set()
@@ -575,6 +669,8 @@ class Daemon:
                 t.start()
             for t in finishers:
                 t.join(max(0.0, deadline - time.monotonic()) + 0.5)
+        if self.lease is not None:
+            self.lease.close()
         log.info("stopped" if clean else "stopped, but some flows did not finish draining")
         return 0 if clean else 1
 
