@@ -569,6 +569,13 @@ def test_unset_secret_is_not_a_secret():
     assert topology_secrets(topology, env={}) == set()
 
 
+def test_connect_passwords_are_secrets_too():
+    text = SECURE.replace("  - {source: us-east, target: us-west}\n", "  - {source: us-east, target: us-west, "
+                          "engine: connect, connect: {urls: [\"http://c:8083\"], username: u, password: \"${CP}\"}}\n")
+    topology = parse_topology(text).topology
+    assert topology_secrets(topology, env={"EAST_PASSWORD": "a", "CP": "connect-secret"}) == {"a", "connect-secret"}
+
+
 def test_health_detail_is_redacted(tmp_path, monkeypatch):
     daemon, fake = make_daemon(tmp_path, snapshot(cluster("us-east"), cluster("us-west")))
     daemon.redact.update(["topsecret"])

@@ -42,10 +42,11 @@ def main() -> None:
 
 
 def _register() -> None:
-    from mmplan.cli import doctor, plan, run, sandbox, validate
+    from mmplan.cli import doctor, drill, export, failover, import_, offsets, plan, run, sandbox, status, validate
 
     for command in (validate.validate, validate.graph, validate.schema, plan.plan, plan.apply, run.run,
-                    doctor.doctor, sandbox.sandbox):
+                    status.status, offsets.offsets, failover.failover, failover.failback, drill.drill,
+                    import_.import_, export.export, doctor.doctor, sandbox.sandbox):
         main.add_command(command)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
-from mmplan.topology.models import SECRET_FIELDS, SECRET_REF, Topology
+from mmplan.topology.models import SECRET_REF, Topology, secret_fields
 
 LOGGER = "mmplan"
 REDACTED = "***"
@@ -57,14 +57,10 @@ class Redactor:
 def topology_secrets(topology: Topology, env: Mapping[str, str] = os.environ) -> set[str]:
     """The values the topology's `${VAR}` secret fields resolve to in `env`."""
     out = set()
-    for cluster in topology.clusters.values():
-        sec = cluster.security
-        if sec is None:
-            continue
-        for key in SECRET_FIELDS:
-            ref = SECRET_REF.match(getattr(sec, key) or "")
-            if ref and env.get(ref.group(1)):
-                out.add(env[ref.group(1)])
+    for _, value in secret_fields(topology):
+        ref = SECRET_REF.match(value)
+        if ref and env.get(ref.group(1)):
+            out.add(env[ref.group(1)])
     return out
 
 

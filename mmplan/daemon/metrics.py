@@ -32,6 +32,9 @@ class Metrics:
                                  "From the newest record timestamp of a batch to the target's acknowledgement",
                                  ["flow"], registry=r,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+        self.newest = Gauge("mmplan_replicated_newest_timestamp_seconds",
+                            "Timestamp of the newest source record replicated (with heartbeats on, now minus this is "
+                            "the flow's lag in seconds)", ["flow"], registry=r)
         self.lag = Gauge("mmplan_consumer_lag_records", "Source records not yet replicated",
                          ["flow", "topic", "partition"], registry=r)
         self.state = Gauge("mmplan_flow_state", "1 for the flow's current state", ["flow", "state"], registry=r)
@@ -83,6 +86,7 @@ class Metrics:
         self.bytes.labels(flow, topic).inc(size)
         if latency_s is not None:
             self.latency.labels(flow).observe(max(latency_s, 0.0))
+            self._newest(self.newest, flow, int((time.time() - latency_s) * 1000))
 
     def set_lag(self, flow: str, topic: str, partition: int, lag: int) -> None:
         self.lag.labels(flow, topic, str(partition)).set(lag)
