@@ -113,6 +113,9 @@ def test_application_changes_name_servers_and_renamed_topics():
                        ("group.id", "g (unchanged)")]
     text = fo.render_text("Failover", moves, changes, [], done=False)
     assert "Would commit 2 of 2 partitions." in text and "orders -> us-east.orders" in text
+    refused = fo.render_text("Failover", moves, changes, [], done=False, refused="group g has 1 active member")
+    assert "Refused, nothing committed: group g has 1 active member" in refused
+    assert "application must change" not in refused
 
 
 # -- status ------------------------------------------------------------------------------------------------------

@@ -23,12 +23,12 @@ def _show(result: ops.GroupMove, fmt: str, dry_run: bool) -> int:
     if fmt == "json":
         click.echo(json.dumps({"dry_run": dry_run, **result.doc()}, indent=2))
     else:
-        click.echo(fo.render_text(result.title, result.moves, result.changes, result.notes, result.done),
-                   nl=False)
+        click.echo(fo.render_text(result.title, result.moves, result.changes, result.notes, result.done,
+                                  result.refused), nl=False)
         for where, error in result.errors.items():
             click.echo(f"error: {where}: {error}", err=True)
         if result.refused:
-            click.echo(f"refused: {result.refused}", err=True)
+            click.echo(f"error: refused: {result.refused}", err=True)
     return 1 if result.refused or result.errors else 0
 
 

@@ -93,7 +93,7 @@ def app_changes(from_servers: list[str], to_servers: list[str], moves: list[Move
 
 
 def render_text(title: str, moves: list[Move], changes: list[tuple[str, str]], notes: list[str],
-                done: bool) -> str:
+                done: bool, refused: str | None = None) -> str:
     lines = [title]
     if moves:
         widths = [max(len(m.topic) for m in moves), max(len(str(m.partition)) for m in moves)]
@@ -108,6 +108,9 @@ def render_text(title: str, moves: list[Move], changes: list[tuple[str, str]], n
     for note in notes:
         lines.append(f"  note: {note}")
     committed = sum(m.commit is not None for m in moves)
+    if refused:
+        lines.append(f"Refused, nothing committed: {refused}")
+        return "\n".join(lines) + "\n"
     lines.append(("Committed" if done else "Would commit") + f" {committed} of {len(moves)} partitions.")
     if changes:
         lines.append("")
