@@ -81,8 +81,8 @@ class FlowStatus:
     def doc(self) -> dict:
         return {
             "flow": self.flow, "engine": self.engine, "state": self.state, "reason": self.reason,
-            "healthy": self.healthy, "verdict": self.verdict, "rpo_ms": self.rpo_ms, "exposure_ms": self.exposure_ms,
-            "heartbeat_age_ms": self.heartbeat_age_ms,
+            "up": self.up, "healthy": self.healthy, "verdict": self.verdict, "rpo_ms": self.rpo_ms,
+            "exposure_ms": self.exposure_ms, "heartbeat_age_ms": self.heartbeat_age_ms,
             "lag": self.lag, "lag_total": None if self.lag is None else sum(self.lag.values()),
             "groups": [{"group": g.group, "checkpoint_age_ms": max(0, self.now_ms - g.newest_ms),
                         "partitions": g.partitions, "behind": g.behind, "current": g.current} for g in self.groups],

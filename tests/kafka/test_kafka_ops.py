@@ -139,3 +139,20 @@ def test_failover_status_and_drill_with_the_daemon(kafka_pair, clients, tmp_path
     assert code == 1 and doc["flows"][0]["verdict"] == "breached"
     code, out, _ = mmplan("status", str(tight))
     assert "verdict      breached" in out and "1 of 1 flows down or over their RPO." in out
+
+    # a daemon that dies (kill -9) writes no "stopped": its heartbeats stop, then its status record goes stale
+    daemon = Daemon(tmp_path, file)
+    try:
+        wait_for(lambda: mmplan_json("status", str(file))[0] == 0, 60, "the restarted daemon to run")
+        daemon.proc.kill()
+        daemon.proc.wait(10)
+
+        def noticed():
+            code, doc = mmplan_json("status", str(file))
+            [f] = doc["flows"]
+            return code == 1 and f["state"] in ("stalled", "down") and not f["up"] and f
+
+        f = wait_for(noticed, 30, "status to notice the dead daemon")
+        print(f"dead daemon: {f['state']}: {f['reason']}")
+    finally:
+        daemon.close()
