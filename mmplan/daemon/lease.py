@@ -22,6 +22,9 @@ from mmplan.topology.models import Cluster
 
 LEASE_TOPIC = "mm2-mmplan-lease.internal"
 LEASE_PARTITION = TopicPartition(LEASE_TOPIC, 0)
+# A group leader whose metadata lacks the topic at a join assigns nothing, until a metadata refresh shows the
+# topic and triggers a rejoin: refresh often, so that costs seconds, not minutes.
+METADATA_REFRESH = 2.0
 
 
 class Lease:
@@ -48,7 +51,7 @@ class Lease:
                                       where=f"cluster {self.alias}",
                                       hint="create it (1 partition) or grant CREATE on it to mmplan's principal")
         self.membership = Membership(client_config(self.alias, self.cluster, self.timeout), self.group,
-                                     refresh_s=60.0, log=self.log)
+                                     refresh_s=METADATA_REFRESH, log=self.log)
         self.membership.subscribe({LEASE_TOPIC})
         self.membership.start()
 
