@@ -369,12 +369,18 @@ def test_reload_starts_added_flows_restarts_changed_ones_and_stops_removed_ones(
     assert names == ["us-east->us-west", "us-east->us-west", "us-west->us-east"]  # restarted: settings changed
     assert first.stopped
     assert daemon.interval == 30.0
+    for name in ("us-east->us-west", "us-west->us-east"):  # what a real FlowRunner reports
+        daemon.metrics.set_state(name, "running")
     write_topology(tmp_path / "topology.yaml", "  - {source: us-east, target: us-west, refresh_topics: "
                                                "{interval: 30s}}\n")
     daemon.reconcile()
     back = next(r for r in StandIn.made if r.name == "us-west->us-east")
     wait_for(lambda: back.stopped)
     assert set(daemon.slots) == {"us-east->us-west"}
+    # the removed flow's gauges are gone (no alert for a flow removed on purpose); the other's stay
+    flows = {s.labels["flow"] for m in daemon.metrics.registry.collect() if m.name == "mmplan_flow_state"
+             for s in m.samples}
+    assert flows == {"us-east->us-west"}
     daemon.shutdown()
 
 

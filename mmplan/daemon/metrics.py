@@ -24,6 +24,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._lock = threading.Lock()
         self._newest_ms: dict[tuple, int] = {}
+        self._lags: dict[str, set[tuple[str, str]]] = {}
         r = self.registry
         self.records = Counter("mmplan_replicated_records", "Records replicated", ["flow", "topic"], registry=r)
         self.bytes = Counter("mmplan_replicated_bytes", "Record batch bytes replicated", ["flow", "topic"],
@@ -89,7 +90,23 @@ class Metrics:
             self._newest(self.newest, flow, int((time.time() - latency_s) * 1000))
 
     def set_lag(self, flow: str, topic: str, partition: int, lag: int) -> None:
+        self._lags.setdefault(flow, set()).add((topic, str(partition)))
         self.lag.labels(flow, topic, str(partition)).set(lag)
+
+    def forget(self, flow: str) -> None:
+        """Drop the gauges of a flow that left the topology, so no alert fires for a flow removed on purpose."""
+        with self._lock:
+            gone = [(g, (flow,)) for g in (self.newest, self.flow_rpo, self.heartbeat_time, self.checkpoint_time,
+                                            self.checkpoint_groups)]
+            gone += [(self.state, (flow, s)) for s in FLOW_STATES]
+            gone += [(self.lag, (flow, *key)) for key in self._lags.pop(flow, ())]
+            for gauge, labels in gone:
+                try:
+                    gauge.remove(*labels)
+                except KeyError:
+                    pass
+            for key in [k for k in self._newest_ms if k[1] == flow]:
+                del self._newest_ms[key]
 
     def set_state(self, flow: str, state: str) -> None:
         for s in FLOW_STATES:

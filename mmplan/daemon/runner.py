@@ -533,6 +533,8 @@ class Daemon:
                 old.append(self.slots.pop(name))
         for slot in old:
             self._stop_slot(slot)
+            if slot.flow.name not in wanted:
+                self.metrics.forget(slot.flow.name)
         with self._lock:
             if self.stopping.is_set():
                 return
