@@ -164,7 +164,7 @@ def read_from_committed(consumer, group_topic: str, partitions: int, timeout: fl
     return out
 
 
-def ops_topology(pair, run_id: str, *, heartbeats_topic: str | None = None, rpo: str = "10s",
+def ops_topology(pair, run_id: str, *, heartbeats_topic: str | None = None, rpo: str = "30s",
                  extra: str = "", east: str | None = None) -> str:
     """One flow e<id> -> w<id> over the shared pair replicating `p<id>.*`, with short intervals (heartbeats
     0.2s, checkpoints 1s, topic refresh 1s) and an rpo; the heartbeats topic is `hb-<id>` unless named; `east`
@@ -194,7 +194,9 @@ class Daemon:
     def __init__(self, work: Path, file: Path):
         self.log = work / f"run-{os.getpid()}-{time.monotonic_ns()}.log"
         self._out = open(self.log, "w")
-        self.proc = subprocess.Popen([MMPLAN, "run", str(file), "--log-format", "json"], stdout=subprocess.DEVNULL,
+        # one daemon per topology here: no applier election (--no-lease), it applies at once
+        self.proc = subprocess.Popen([MMPLAN, "run", str(file), "--log-format", "json", "--no-lease"],
+                                     stdout=subprocess.DEVNULL,
                                      stderr=self._out, env={**os.environ, "NO_COLOR": "1"})
 
     def stop(self, timeout: float = 40) -> int:
