@@ -266,3 +266,33 @@ def test_run_exactly_once_forces_the_mode(tmp_path, kafka_pair, clients):
         # a sync on each side of every transaction marker: the record after a marker is a batch's first
         after_marker = [o for o in at[p] if o > 0 and o - 1 not in at[p]]
         assert after_marker and set(after_marker) <= {s.downstream_offset for s in syncs if s.partition == p}
+
+
+def test_target_broker_restart_mid_stream(tmp_path, kafka_pair, fresh_cluster, clients):
+    """The target (a cluster of its own) stops and starts again mid-stream: coordinator and produce errors start
+    partitions over from their committed positions, and nothing is lost or repeated."""
+    from mmplan import sandbox
+
+    case = EosCase(tmp_path, kafka_pair, clients)
+    case.file.write_text(case.file.read_text().replace(kafka_pair.cluster("us-west").bootstrap_servers,
+                                                       fresh_cluster.cluster("fresh").bootstrap_servers))
+    case.west_config = fresh_cluster.kafka_config("fresh")
+    partitions, total = 2, 30_000
+    topic = case.create("restart", partitions)
+    case.apply()
+    feeder = threading.Thread(target=produce, args=(case.producer(), topic, total, partitions), daemon=True)
+    feeder.start()
+    runner = case.start([topic])
+    try:
+        deadline = time.monotonic() + 90
+        while wait_count(case.west_config, case.remote("restart"), partitions, 1, timeout=0.1) < total // 5:
+            assert time.monotonic() < deadline, (runner.state, runner.error)
+            time.sleep(0.05)
+        sandbox.down(fresh_cluster.dir, keep=True)
+        sandbox.up(fresh_cluster.dir)
+        feeder.join(60)
+        assert wait_group(case, topic, partitions, timeout=120), runner.error
+        assert runner.state == "running"
+    finally:
+        case.stop_all()
+    assert_identical(case, topic, case.remote("restart"), partitions, total)
