@@ -9,16 +9,22 @@ from __future__ import annotations
 import json
 import logging
 import struct
+from urllib.parse import quote
 
 from kafka import TopicPartition
 
 from mmplan.daemon.mm2_format import Checkpoint, Heartbeat, OffsetSync
 from mmplan.daemon.status_record import StatusRecord
 from mmplan.daemon.translate import SyncHistory, histories
+from mmplan.errors import MmplanError
 from mmplan.graph.compile import CompiledFlow
 from mmplan.kafka.admin import Admin
+from mmplan.kafka.connect import ConnectClient
 from mmplan.kafka.records import Record, read_topic
+from mmplan.mm2.connectors import KINDS, connector_name
 from mmplan.ops.offsets import TimedCheckpoint
+from mmplan.ops.status import ConnectFacts, ConnectorState
+from mmplan.state.live import read_connect
 from mmplan.topology.models import Topology
 
 log = logging.getLogger("mmplan.ops")
@@ -121,6 +127,41 @@ class Live:
                 out[position[0]] = position[1]
         return out
 
+    # -- engine: connect ---------------------------------------------------------------------------------------
+
+    def connect_facts(self, flow: CompiledFlow) -> ConnectFacts:
+        """The flow's three MirrorMaker 2 connectors (state None: absent) on its Connect cluster, from the REST API."""
+        url = flow.settings.connect.urls[0] if flow.settings.connect.urls else "(no connect.urls)"
+        snapshot = read_connect([flow], timeout=self.timeout)
+        if url in snapshot.unreachable or url not in snapshot.connectors:
+            return ConnectFacts(url, unreachable=snapshot.unreachable.get(url, "no Connect URL for the flow"))
+        live = snapshot.connectors[url]
+        out = []
+        for kind in KINDS:
+            name = connector_name(flow, kind)
+            c = live.get(name)
+            out.append(ConnectorState(name, kind, None) if c is None else
+                       ConnectorState(name, kind, c.state, c.trace, [(i or 0, st, tr) for i, st, tr in c.tasks]))
+        return ConnectFacts(url, out)
+
+    def connect_offsets(self, flow: CompiledFlow) -> tuple[dict[tuple[str, int], int] | None, str]:
+        """The source connector's positions (source topic, partition) -> next offset to replicate, from the Connect
+        REST API (`GET /connectors/<name>/offsets`, Kafka 3.5+: the worker's offsets topic, whose name the topology
+        does not know, as of its last offset flush); (None, why) when they cannot be read."""
+        name = connector_name(flow, "source")
+        try:
+            client = ConnectClient.for_settings(flow.settings.connect, self.timeout)
+            doc = client.request("GET", f"/connectors/{quote(name, safe='')}/offsets")
+        except MmplanError as e:
+            return None, (f"the source connector's offsets cannot be read from Kafka Connect ({e.message}), and "
+                          "the worker's offset.storage.topic is not in the topology")
+        out: dict[tuple[str, int], int] = {}
+        for entry in (doc or {}).get("offsets") or []:  # type: ignore[union-attr]
+            position = source_position(entry.get("partition"), entry.get("offset"), flow.source)
+            if position is not None:
+                out[position[0]] = position[1]
+        return out, "from the source connector's offsets, as of the worker's last offset flush"
+
     # -- topics and groups ---------------------------------------------------------------------------------
 
     def replicated_topics(self, flow: CompiledFlow) -> dict[str, int]:
@@ -145,10 +186,19 @@ def connect_position(key: bytes | None, value: bytes | None, source: str) -> tup
         return None
     try:
         name, part = json.loads(key)
-        offset = json.loads(value)["offset"]
-        if name != CONNECT_SOURCE_CONNECTOR or part.get("cluster") != source:
+        if name != CONNECT_SOURCE_CONNECTOR:
             return None
-        return (str(part["topic"]), int(part["partition"])), int(offset) + 1
-    except (ValueError, TypeError, KeyError, AttributeError):
+        return source_position(part, json.loads(value), source)
+    except (ValueError, TypeError):
         return None
 
+
+def source_position(part: object, offset: object, source: str) -> tuple[tuple[str, int], int] | None:
+    """A MirrorSourceConnector offset: partition `{"cluster", "topic", "partition"}`, offset `{"offset": N}` (the
+    last replicated upstream offset) -> ((topic, partition), N + 1); None for another cluster or another shape."""
+    try:
+        if part.get("cluster") != source:  # type: ignore[union-attr]
+            return None
+        return (str(part["topic"]), int(part["partition"])), int(offset["offset"]) + 1  # type: ignore[index]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None

@@ -15,11 +15,17 @@ Exposure (what failing over now could lose, compared with the flow's `rpo`):
   committed source offsets: nothing newer to checkpoint, as for an idle group).
 Verdict: `breached` above the RPO, `at risk` above half of it, else `ok`; `none` when the flow sets no RPO.
 A flow is healthy when its state is running or started and its verdict is not breached; `status` exits 1 otherwise.
+
+Flows with `engine: connect` (MirrorMaker 2's three connectors on a Kafka Connect cluster): the state comes from
+the Connect REST API instead of status records (`connect_status` over the heartbeat/checkpoint status): `running`
+when every connector and task is RUNNING (and heartbeats are fresh, else `stalled`); `failed` with the first line
+of the failed connector's or task's trace; `paused`, `stopped`, `unassigned` as Connect reports them; `missing`
+when a connector does not exist; `unreachable` (naming the URL) when no worker answers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mmplan.daemon.status_record import StatusRecord
 
@@ -69,6 +75,8 @@ class FlowStatus:
     verdict: str  # ok | at risk | breached | none
     now_ms: int
     daemons: list[StatusRecord]
+    lag_note: str = ""  # why the lag is unknown, or what it is as of
+    connect: ConnectFacts | None = None  # engine: connect flows only
 
     @property
     def up(self) -> bool:
@@ -88,7 +96,98 @@ class FlowStatus:
                         "partitions": g.partitions, "behind": g.behind, "current": g.current} for g in self.groups],
             "daemons": [{"daemon": r.daemon, "state": r.state, "stale": r.stale(self.now_ms),
                          "age_ms": max(0, self.now_ms - r.time_ms), "error": r.error} for r in self.daemons],
+            **({"lag_note": self.lag_note} if self.lag_note else {}),
+            **({"connect": self.connect.doc()} if self.connect is not None else {}),
         }
+
+
+# -- engine: connect ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConnectorState:
+    """One of a connect flow's connectors as the REST API reports it; `state` None: it does not exist."""
+
+    name: str
+    kind: str  # source | checkpoint | heartbeat
+    state: str | None
+    trace: str | None = None
+    tasks: list[tuple[int, str, str | None]] = field(default_factory=list)  # (id, state, trace)
+
+    def doc(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "state": self.state or "MISSING",
+                "trace": first_line(self.trace),
+                "tasks": [{"id": i, "state": st, "trace": first_line(tr)} for i, st, tr in self.tasks]}
+
+
+@dataclass(frozen=True)
+class ConnectFacts:
+    """A connect flow's connectors on its Connect cluster (`url`); `unreachable`: why no worker answered."""
+
+    url: str
+    connectors: list[ConnectorState] = field(default_factory=list)
+    unreachable: str | None = None
+
+    def doc(self) -> dict:
+        return {"url": self.url, "unreachable": self.unreachable, "connectors": [c.doc() for c in self.connectors]}
+
+
+def first_line(trace: str | None) -> str | None:
+    return trace.strip().splitlines()[0] if trace and trace.strip() else None
+
+
+_CONNECT_ORDER = ("FAILED", "MISSING", "STOPPED", "PAUSED", "UNASSIGNED", "RESTARTING")
+
+
+def connect_state(facts: ConnectFacts) -> tuple[str, str]:
+    """(state, reason) of a connect flow from its connectors: the worst connector or task wins."""
+    if facts.unreachable is not None:
+        return "unreachable", (facts.unreachable if facts.url in facts.unreachable
+                               else f"Kafka Connect at {facts.url} is unreachable: {facts.unreachable}")
+    found: dict[str, list[tuple[str, str | None]]] = {}  # state -> (what, first line of its trace)
+    for c in facts.connectors:
+        state = c.state or "MISSING"
+        if state != "RUNNING":
+            found.setdefault(state, []).append((f"connector {c.name}", first_line(c.trace)))
+        for task_id, task_state, task_trace in c.tasks:
+            if task_state != "RUNNING" and task_state != state:  # a paused connector's tasks are paused too
+                found.setdefault(task_state, []).append((f"task {c.name}/{task_id}", first_line(task_trace)))
+    for state in (*_CONNECT_ORDER, *sorted(found)):
+        if state in found:
+            word = f"does not exist on {facts.url} (run mmplan apply)" if state == "MISSING" else state.lower()
+            return state.lower(), "; ".join(f"{what} {word}" + (f": {trace}" if trace else "")
+                                            for what, trace in found[state])
+    tasks = sum(len(c.tasks) for c in facts.connectors)
+    return "running", (f"{len(facts.connectors)} connectors and {tasks} task{'s' if tasks != 1 else ''} "
+                       f"running on {facts.url}")
+
+
+def connect_status(base: FlowStatus, facts: ConnectFacts, heartbeat_limit_ms: int | None,
+                   lag: dict[str, int] | None, lag_note: str) -> FlowStatus:
+    """A connect flow's status: `base` (heartbeats, checkpoints, exposure and verdict, read as for any flow)
+    with the state from its connectors, the heartbeats' freshness (`heartbeat_limit_ms`, None when the flow
+    has none) and the lag from the Connect offsets (None: unknown, `lag_note` says why)."""
+    state, reason = connect_state(facts)
+    if base.state == "unreachable":  # the target did not answer: nothing else is known
+        return replace(base, engine="connect", reason=f"{base.reason}; connectors: {reason}",
+                       lag_note=lag_note, connect=facts)
+    age = base.heartbeat_age_ms
+    if state == "running" and heartbeat_limit_ms is not None and (age is None or age > heartbeat_limit_ms):
+        why = ("no heartbeat has arrived on the target" if age is None else
+               f"the newest heartbeat on the target is {age / 1000:.1f}s old (limit {heartbeat_limit_ms / 1000:g}s)")
+        state, reason = "stalled", f"{reason}, but {why}"
+    extra = [part for part in base.reason.split("; ")[1:]]  # errors reading the source, as for other flows
+    if extra:
+        reason += "; " + "; ".join(extra)
+    return replace(base, engine="connect", state=state, reason=reason, lag=lag, lag_note=lag_note, connect=facts)
+
+
+def lag_from(ends: dict[tuple[str, int], int], positions: dict[tuple[str, int], int]) -> dict[str, int]:
+    """Records not yet replicated per source topic: the source's end offsets minus the positions (0 when none)."""
+    lag: dict[str, int] = {}
+    for (topic, partition), end in ends.items():
+        lag[topic] = lag.get(topic, 0) + max(0, end - positions.get((topic, partition), 0))
+    return lag
 
 
 _PRIORITY = ("running", "started", "retrying", "failed")
@@ -169,10 +268,19 @@ def render_text(statuses: list[FlowStatus]) -> str:
         lines.append(f"  verdict      {s.verdict} (exposure {exposure}, {rpo})")
         lines.append("  heartbeat    " + ("none" if s.heartbeat_age_ms is None
                                           else f"{_secs(s.heartbeat_age_ms)} old (replication latency at most that)"))
+        if s.connect is not None:
+            lines.append(f"  connectors   {s.connect.url}" + (" (unreachable)" if s.connect.unreachable else ""))
+            width = max((len(c.name) for c in s.connect.connectors), default=0)
+            for c in s.connect.connectors:
+                tasks = ", ".join(f"{i} {st}" for i, st, _ in c.tasks) or "no tasks"
+                trace = first_line(c.trace)
+                lines.append(f"    {c.name:<{width}}  {c.state or 'MISSING'} (tasks: {tasks})"
+                             + (f": {trace}" if trace else ""))
         if s.lag is None:
-            lines.append("  lag          unknown (no position found)")
+            lines.append(f"  lag          unknown ({s.lag_note or 'no position found'})")
         else:
-            lines.append(f"  lag          {sum(s.lag.values())} records")
+            note = f" ({s.lag_note})" if s.lag_note else ""
+            lines.append(f"  lag          {sum(s.lag.values())} records{note}")
             width = max((len(t) for t in s.lag), default=0)
             for topic, n in sorted(s.lag.items()):
                 lines.append(f"    {topic:<{width}}  {n}")
