@@ -304,6 +304,10 @@ def test_held_deletes_and_warnings_are_logged_once(tmp_path, caplog):
     [mismatch] = [r for r in caplog.records if getattr(r, "code", None) == "partition-mismatch"]
     assert mismatch.levelname == "WARNING" and mismatch.flow == "us-east->us-west"
     assert all(c.kind is not ChangeKind.delete_topic for p in fake.applied for c in p.changes)
+    # the status records' reconcile report: the held delete is pending
+    report = daemon.reconcile_report()
+    assert report["pending"] == {"held": 1} and report["applier"] is True
+    assert report["version"] == daemon.current.version[:12] and report["reconciled_ms"] is not None
     daemon.shutdown()
 
 
@@ -311,11 +315,15 @@ def test_unreachable_cluster_fails_the_reconcile_and_keeps_the_topics(tmp_path):
     east = cluster("us-east", topic("orders"))
     west = cluster("us-west", topic("us-east.orders"))
     daemon, fake = make_daemon(tmp_path, snapshot(east, west))
-    assert daemon.reconcile().ok
+    assert daemon.reconcile_report() == {"version": daemon.current.version[:12], "applier": None,
+                                         "reconciled_ms": None, "pending": None}  # no reconcile yet
+    first = daemon.reconcile()
+    assert first.ok
     runner = StandIn.made[0]
     fake.snap = snapshot(east, unreachable={"us-west": "timed out"})
     result = daemon.reconcile()
     assert not result.ok and "timed out" in result.summary
+    assert daemon.reconcile_report()["reconciled_ms"] == int(first.at.timestamp() * 1000)  # the last good one
     assert daemon.metrics.registry.get_sample_value(
         "mmplan_errors_total", {"flow": "us-east->us-west", "kind": "reconcile"}) == 1
     assert runner.topics == [["heartbeats", "orders"]]  # not emptied
@@ -453,8 +461,9 @@ class SideStandIn:
 
     made: list[SideStandIn] = []
 
-    def __init__(self, flow, topology, *, runner_state, daemon, version, metrics, logger, timeout):
+    def __init__(self, flow, topology, *, runner_state, daemon, version, metrics, logger, timeout, reconcile_report):
         self.name, self.runner_state, self.daemon, self.version = flow.name, runner_state, daemon, version
+        self.reconcile_report = reconcile_report
         self.events: list[str] = []
         SideStandIn.made.append(self)
 
@@ -481,6 +490,7 @@ def test_side_work_starts_with_its_flow_and_finishes_after_it_stopped(tmp_path):
     daemon.reconcile()
     [side] = SideStandIn.made
     assert side.events == ["start"] and side.daemon == daemon.daemon_id and len(side.version) == 12
+    assert side.reconcile_report()["applier"] is True and side.reconcile_report()["version"] == side.version
     wait_for(lambda: side.runner_state() == ("running", None))
     write_topology(tmp_path / "topology.yaml", TWO_FLOWS)  # settings changed: stopped (finished), then a new one
     daemon.reconcile()

@@ -22,7 +22,8 @@ from mmplan.daemon.checkpoints import (
 from mmplan.daemon.metrics import Metrics
 from mmplan.daemon.mm2_format import Checkpoint
 from mmplan.daemon.periodic import Episode, describe_error
-from mmplan.daemon.reporting import reported_state, status_interval
+from mmplan.daemon.reporting import StatusWriter, reported_state, status_interval
+from mmplan.daemon.status_record import StatusRecord
 from mmplan.daemon.translate import histories
 from mmplan.errors import MmplanError
 
@@ -90,6 +91,32 @@ def test_status_states_and_interval():
     assert status_interval(flow) == 5.0
     [slow] = compiled("  - {source: us-east, target: us-west, heartbeats: {interval: 20s}}\n").flows
     assert status_interval(slow) == 20.0
+
+
+def test_status_records_carry_the_reconcile_report_and_older_records_still_decode():
+    [flow] = compiled(FLOW).flows
+    log = logging.getLogger("mmplan.flow.test")
+    report = {"version": "abc123def456", "applier": True, "reconciled_ms": 1_700_000_000_000,
+              "pending": {"held": 2, "deferred": 1}, "other": "ignored"}
+    writer = StatusWriter(flow, None, "h:1:x", "old", lambda: ("running", None), None, log,
+                          reconcile_report=lambda: report)
+    record = writer.record("running")
+    assert (record.version, record.applier, record.reconciled_ms, record.pending) == (
+        "abc123def456", True, 1_700_000_000_000, {"held": 2, "deferred": 1})
+    assert StatusRecord.decode(record.value()) == record
+    plain = StatusWriter(flow, None, "h:1:x", "v1", lambda: ("running", None), None, log).record("running")
+    assert (plain.version, plain.applier, plain.reconciled_ms, plain.pending) == ("v1", None, None, None)
+
+    def broken():
+        raise RuntimeError("bug")
+
+    assert StatusWriter(flow, None, "h:1:x", "v1", lambda: ("running", None), None, log,
+                        reconcile_report=broken).record("running").version == "v1"  # the record still goes out
+    older = b'{"flow": "a->b", "daemon": "h:1:x", "state": "running", "time_ms": 5, "interval_ms": 5000}'
+    old = StatusRecord.decode(older)
+    assert old is not None and (old.version, old.applier, old.reconciled_ms, old.pending) == (None,) * 4
+    odd = StatusRecord.decode(older[:-1] + b', "pending": 3}')
+    assert odd is not None and odd.pending is None
 
 
 def test_an_episode_is_logged_once_counted_every_time_and_its_end_logged(caplog):

@@ -11,6 +11,10 @@ Format: `mmplan.daemon.status_record.StatusRecord`, key `<flow>|<daemon id>` (th
   after the flow drained, before the process exits.
 
 Several daemons running one flow each keep their own key; the topic is compacted.
+
+Every record also carries the daemon's GitOps reconcile report when the daemon gives one (`reconcile_report`: a
+callable returning some of `StatusRecord.REPORT`: version running, applier, last successful reconcile, pending
+changes per reason), so `mmplan status` shows it.
 """
 
 from __future__ import annotations
@@ -48,8 +52,11 @@ def reported_state(runner_state: str, stopping: bool) -> str:
 class StatusWriter:
     def __init__(self, flow: CompiledFlow, cluster: Cluster, daemon_id: str, version: str | None,
                  runner_state: Callable[[], tuple[str, str | None]], metrics: Metrics | None,
-                 log: logging.Logger, timeout: float = 10.0) -> None:
+                 log: logging.Logger, timeout: float = 10.0,
+                 reconcile_report: Callable[[], dict] | None = None) -> None:
         self.flow = flow
+        self.log = log
+        self.reconcile_report = reconcile_report
         self.cluster = cluster
         self.daemon_id = daemon_id
         self.version = version
@@ -63,8 +70,14 @@ class StatusWriter:
         self._producer = None
 
     def record(self, state: str, error: str | None = None) -> StatusRecord:
+        report = {"version": self.version}
+        if self.reconcile_report is not None:
+            try:
+                report.update({k: v for k, v in self.reconcile_report().items() if k in StatusRecord.REPORT})
+            except Exception:  # a bug: the record goes out without the report
+                self.log.exception("reconcile report for the status record")
         return StatusRecord(self.flow.name, self.daemon_id, state, int(time.time() * 1000),
-                            int(self.interval * 1000), error[:500] if error else None, self.version)
+                            int(self.interval * 1000), error[:500] if error else None, **report)
 
     def run(self, stop: threading.Event) -> None:
         """`started` now, then the flow's state every interval and on a change, until `stop`."""

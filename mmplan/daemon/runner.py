@@ -26,6 +26,7 @@ are unit-tested without Kafka; `Daemon` is the shell around them.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import logging
 import threading
@@ -279,7 +280,8 @@ class Daemon:
     """Runs the flows of one topology file until `stop` is set.
 
     `runner_factory(flow, topology, metrics=..., logger=...)` makes a flow's runner (`FlowRunner`);
-    `side_factory(flow, topology, runner_state=..., daemon=..., version=..., metrics=..., logger=..., timeout=...)`
+    `side_factory(flow, topology, runner_state=..., daemon=..., version=..., metrics=..., logger=..., timeout=...,
+    reconcile_report=...)`
     its side work (`FlowSideWork`; None: no side work). `git`: the topology comes from git, checked out at
     `file` (already synced once, at `commit`). `lease`: apply only while holding it (None: always apply).
     """
@@ -310,6 +312,10 @@ class Daemon:
         self._report_running()
         self.stale: str | None = None  # why the file on disk is not the topology running
         self.last: ReconcileResult | None = None
+        # the last reconcile's report, carried in the status records (`reconcile_report`)
+        self.applier: bool | None = None
+        self.reconciled_ms: int | None = None  # the last successful reconcile
+        self.pending: dict[str, int] | None = None  # changes left, per reason
         self.clock = SyncClock()
         self.slots: dict[str, Slot] = {}
         self._logged_held: set[tuple[str, str]] = set()
@@ -440,10 +446,19 @@ class Daemon:
         if not ok:  # `mmplan_errors_total{kind="reconcile"}`: one per failed reconcile, for each flow it covers
             for flow in self.current.flows:
                 self.metrics.error(flow.name, "reconcile")
-        self.metrics.reconciled(ok and not self.stale, applied, pending, self._is_applier())
+        self.applier = self._is_applier()
+        self.metrics.reconciled(ok and not self.stale, applied, pending, self.applier)
+        self.pending = dict(collections.Counter(reason for _, _, reason in pending))
+        if ok and not self.stale:
+            self.reconciled_ms = int(at.timestamp() * 1000)
         self._hand_out(topics)
         self.last = ReconcileResult(at, ok, summary, time.monotonic() - started)
         return self.last
+
+    def reconcile_report(self) -> dict:
+        """What the status records carry: version running, applier, last successful reconcile, pending changes."""
+        return {"version": self.current.version[:12] or None, "applier": self.applier,
+                "reconciled_ms": self.reconciled_ms, "pending": self.pending}
 
     def _log_warnings(self, plan: Plan) -> None:
         """A plan's warnings (a partition mismatch, replication-factor drift) once each, not every reconcile."""
@@ -575,7 +590,8 @@ class Daemon:
 
                 side = self.side_factory(flow, topology, runner_state=runner_state,
                                          daemon=self.daemon_id, version=self.current.version[:12] or None,
-                                         metrics=self.metrics, logger=flow_logger(flow.name), timeout=self.timeout)
+                                         metrics=self.metrics, logger=flow_logger(flow.name), timeout=self.timeout,
+                                         reconcile_report=self.reconcile_report)
             except Exception:  # never keep a flow from replicating
                 log.exception("cannot set up heartbeats, checkpoints and status records", extra={"flow": flow.name})
         return Slot(flow, runner, stop, thread, identity, side=side)

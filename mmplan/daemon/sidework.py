@@ -8,7 +8,8 @@ touches the replication hot path (they read the flow's state and talk to the clu
   syncs, writes checkpoints every `checkpoints.interval`, syncs idle target groups every
   `sync_group_offsets.interval`;
 - `reporting.StatusWriter` (always): `started`, the flow's state every `max(5 s, heartbeats.interval)` and on a
-  change, `stopped` after a clean stop.
+  change, `stopped` after a clean stop; with `reconcile_report`, each record also carries the daemon's reconcile
+  report (version, applier, last successful reconcile, pending changes).
 
 With several daemons running one flow, each one does all three: heartbeats and checkpoints are written by every
 daemon (identical content up to timing; readers look at the newest record per key) and each daemon has its own
@@ -45,12 +46,14 @@ def daemon_id() -> str:
 class FlowSideWork:
     def __init__(self, flow: CompiledFlow, topology: Topology, *, runner_state: Callable[[], tuple[str, str | None]],
                  daemon: str, version: str | None = None, metrics: Metrics | None = None,
-                 logger: logging.Logger | None = None, timeout: float = 10.0) -> None:
+                 logger: logging.Logger | None = None, timeout: float = 10.0,
+                 reconcile_report: Callable[[], dict] | None = None) -> None:
         self.flow = flow
         self.log = logger or logging.getLogger(f"mmplan.flow.{flow.name}")
         source, target = topology.clusters[flow.source], topology.clusters[flow.target]
         self.stop = threading.Event()
-        self.status = StatusWriter(flow, target, daemon, version, runner_state, metrics, self.log, timeout)
+        self.status = StatusWriter(flow, target, daemon, version, runner_state, metrics, self.log, timeout,
+                                   reconcile_report=reconcile_report)
         self.workers: list[tuple[str, Callable[[threading.Event], None]]] = [("status", self.status.run)]
         if flow.settings.heartbeats.enabled:
             self.heartbeats = HeartbeatWriter(flow, source, metrics, self.log, timeout)
