@@ -175,6 +175,26 @@ def test_status_healthy_stalled_stopped_and_breached():
     assert "Flow us-east->us-west: RUNNING" in text and "1 of 2 flows down or over their RPO." in text
 
 
+def test_each_daemon_shows_its_version_applier_last_reconcile_and_pending_changes():
+    applier = StatusRecord("us-east->us-west", "h:1:a", "running", NOW - 200, 5000, version="abc123def456",
+                           applier=True, reconciled_ms=NOW - 12_000, pending={"held": 1, "deferred": 0})
+    other = StatusRecord("us-east->us-west", "h:2:b", "running", NOW - 300, 5000, version="abc123def456",
+                         applier=False, reconciled_ms=None, pending={})
+    older = record("running", 100, "h:3:c")  # written before the reconcile report existed
+    s = flow_status(facts(records=[applier, other, older]))
+    daemons = {d["daemon"]: d for d in s.doc()["daemons"]}
+    assert daemons["h:1:a"] == {"daemon": "h:1:a", "state": "running", "stale": False, "age_ms": 200, "error": None,
+                                "version": "abc123def456", "applier": True, "reconciled_ms": NOW - 12_000,
+                                "reconciled_age_ms": 12_000, "pending": {"held": 1, "deferred": 0}}
+    assert (daemons["h:3:c"]["applier"], daemons["h:3:c"]["pending"], daemons["h:3:c"]["reconciled_age_ms"]) == (
+        None, None, None)
+    text = render_text([s])
+    assert ("h:1:a  running, version abc123def456, applier, reconciled 12.0s ago, pending: 1 held"
+            in text), text
+    assert "h:2:b  running, version abc123def456, not the applier, no successful reconcile yet, pending: none" in text
+    assert "h:3:c  running, version unknown\n" in text
+
+
 def test_connect_offset_records_of_mirrormaker_2():
     key = b'["MirrorSourceConnector",{"cluster":"us-east","partition":2,"topic":"orders"}]'
     assert connect_position(key, b'{"offset":332}', "us-east") == (("orders", 2), 333)

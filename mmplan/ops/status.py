@@ -95,7 +95,11 @@ class FlowStatus:
             "groups": [{"group": g.group, "checkpoint_age_ms": max(0, self.now_ms - g.newest_ms),
                         "partitions": g.partitions, "behind": g.behind, "current": g.current} for g in self.groups],
             "daemons": [{"daemon": r.daemon, "state": r.state, "stale": r.stale(self.now_ms),
-                         "age_ms": max(0, self.now_ms - r.time_ms), "error": r.error} for r in self.daemons],
+                         "age_ms": max(0, self.now_ms - r.time_ms), "error": r.error, "version": r.version,
+                         "applier": r.applier, "reconciled_ms": r.reconciled_ms,
+                         "reconciled_age_ms": None if r.reconciled_ms is None
+                         else max(0, self.now_ms - r.reconciled_ms),
+                         "pending": r.pending} for r in self.daemons],
             **({"lag_note": self.lag_note} if self.lag_note else {}),
             **({"connect": self.connect.doc()} if self.connect is not None else {}),
         }
@@ -291,11 +295,31 @@ def render_text(statuses: list[FlowStatus]) -> str:
                 where = "current" if g.current else ("source offsets unknown" if g.unknown
                                                      else f"{g.behind} of {g.partitions} partitions behind")
                 lines.append(f"    {g.group:<{width}}  {_secs(max(0, s.now_ms - g.newest_ms))} old, {where}")
+        if s.daemons:
+            lines.append("  daemons")
+            width = max(len(r.daemon) for r in s.daemons)
+            for r in sorted(s.daemons, key=lambda r: r.daemon):
+                lines.append(f"    {r.daemon:<{width}}  {daemon_line(r, s.now_ms)}")
         lines.append("")
     bad = [s for s in statuses if not s.healthy]
     lines.append(f"{len(bad)} of {len(statuses)} flows down or over their RPO." if bad
                  else f"All {len(statuses)} flow{'s' if len(statuses) != 1 else ''} healthy.")
     return "\n".join(lines) + "\n"
+
+
+def daemon_line(r: StatusRecord, now_ms: int) -> str:
+    """One daemon's record: its state, the version it runs and what its GitOps reconcile reports."""
+    parts = [r.state + (" (stale)" if r.stale(now_ms) else ""), f"version {r.version or 'unknown'}"]
+    if r.applier is not None:
+        parts.append("applier" if r.applier else "not the applier")
+    if r.reconciled_ms is not None:
+        parts.append(f"reconciled {_secs(max(0, now_ms - r.reconciled_ms))} ago")
+    elif r.applier is not None:
+        parts.append("no successful reconcile yet")
+    if r.pending is not None:
+        counts = [f"{n} {reason}" for reason, n in sorted(r.pending.items()) if n]
+        parts.append("pending: " + (", ".join(counts) if counts else "none"))
+    return ", ".join(parts)
 
 
 def _secs(ms: int) -> str:
