@@ -232,7 +232,8 @@ def test_run_exactly_once_forces_the_mode(tmp_path, kafka_pair, clients):
     produce(case.producer(), topic, 5000, partitions)
     log = tmp_path / "run.log"
     with open(log, "w") as err:
-        proc = subprocess.Popen([MMPLAN, "run", str(case.file), "--exactly-once", "--log-format", "json"],
+        proc = subprocess.Popen([MMPLAN, "run", str(case.file), "--exactly-once", "--log-format", "json",
+                                 "--no-lease"],  # the only daemon: it applies without an election
                                 stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "NO_COLOR": "1"})
     try:
         assert wait_group(case, topic, partitions, timeout=90), log.read_text()[-4000:]
