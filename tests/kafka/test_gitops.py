@@ -4,6 +4,8 @@ daemons, taken over when it is killed."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import signal
 import subprocess
@@ -11,9 +13,12 @@ import threading
 import time
 
 import pytest
+from click.testing import CliRunner
 from kafka import TopicPartition
 from kafka.admin import NewTopic
 from test_run import Case
+
+from mmplan.cli import main
 
 pytestmark = pytest.mark.kafka
 
@@ -160,6 +165,19 @@ def test_a_destructive_change_is_held_and_reported_as_pending_drift(case):
     daemon.wait_log(lambda d: d.get("msg", "").startswith("held:") and case.remote("gone") in d.get("msg", ""))
     assert metric(daemon, "mmplan_changes_pending", cluster=case.dst, kind="delete_topic", reason="held") == 1
     assert case.remote("gone") in case.west.list_topics()  # never deleted by the daemon
+    # `mmplan status` shows what the reconcile reports: the version running, the applier, the held delete
+    version = hashlib.sha256(case.file.read_bytes()).hexdigest()[:12]
+    deadline = time.monotonic() + 20
+    while True:
+        result = CliRunner().invoke(main, ["status", str(case.file), "--format", "json"], catch_exceptions=False)
+        [record] = json.loads(result.output)["flows"][0]["daemons"]
+        if record["pending"] == {"held": 1} and record["version"] == version or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert (record["version"], record["applier"], record["pending"]) == (version, True, {"held": 1}), record
+    assert record["reconciled_age_ms"] is not None and record["reconciled_age_ms"] < 20_000
+    text = CliRunner().invoke(main, ["status", str(case.file)], catch_exceptions=False).output
+    assert f"running, version {version}, applier, reconciled " in text and "pending: 1 held" in text, text
     code, _ = daemon.stop()
     assert code == 0
 
