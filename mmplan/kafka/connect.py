@@ -9,9 +9,10 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -90,11 +91,27 @@ class ConnectClient:
         return out
 
     def put_config(self, name: str, config: dict[str, str]) -> None:
-        """Create the connector or replace its whole config."""
+        """Create the connector or replace its whole config; returns once the listing shows it (a new
+        connector is left out of `connectors()` until the worker has its status), or after the timeout."""
         self.request("PUT", f"/connectors/{quote(name, safe='')}/config", config)
+        self._settle(lambda listed: name in listed and all(listed[name].config.get(k) == v for k, v in config.items()))
 
     def delete(self, name: str) -> None:
+        """Delete the connector; returns once the listing no longer shows it, or after the timeout."""
         self.request("DELETE", f"/connectors/{quote(name, safe='')}")
+        self._settle(lambda listed: name not in listed)
+
+    def _settle(self, visible: Callable[[dict[str, ConnectorStatus]], bool]) -> None:
+        """Wait, up to the timeout, until a write shows in the listing, so a plan made right after an apply
+        does not see the old state. A listing that fails is left to the next plan to report."""
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            try:
+                if visible(self.connectors()):
+                    return
+            except MmplanError:
+                return
+            time.sleep(0.2)
 
 
 def _http_error(e: urllib.error.HTTPError, url: str, method: str, path: str) -> MmplanError:
