@@ -158,6 +158,15 @@ def test_deletes_are_never_applied_even_when_not_held():
     assert all(c.action is not Action.delete for c in plan.pending) and plan.flows == ["us-east->us-west"]
 
 
+def test_a_flow_that_allows_deletes_gets_them_applied():
+    sel = safe_changes(Plan(changes=_changes()), SyncClock(), now=100.0, allow_delete={"us-east->us-west"})
+    deletes = [c for c in sel.apply if c.action is Action.delete]
+    assert {c.kind for c in deletes} == {ChangeKind.delete_topic, ChangeKind.delete_acl}
+    assert not sel.held_deletes and all(not c.held for c in deletes)
+    other = safe_changes(Plan(changes=_changes()), SyncClock(), now=100.0, allow_delete={"us-west->us-east"})
+    assert len(other.held_deletes) == 2
+
+
 def test_config_and_acl_sync_keep_their_flow_interval():
     [flow] = compiled("  - {source: us-east, target: us-west, sync_topic_configs: {interval: 10m},"
                       " sync_topic_acls: {interval: 20m}}\n").flows

@@ -57,7 +57,7 @@ flows:
     replication_policy: identity
     rpo: 10s
     checkpoints: {interval: 1500ms}
-  - {source: b, target: a, engine: daemon, heartbeats: {topic: hb}, enabled: false}
+  - {source: b, target: a, engine: daemon, heartbeats: {topic: hb}, enabled: false, allow_delete: true}
 """
 
 

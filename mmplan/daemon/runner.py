@@ -1,11 +1,11 @@
 """The daemon: every selected flow of a topology, a reconcile on a timer and on SIGHUP, a bounded stop.
 
-A reconcile re-reads the topology file, plans with `plan_topology` and applies the safe part of the plan
-with `apply_plan` (the very code `mmplan plan` and `mmplan apply` run; nothing here plans or applies by
-itself). Safe means: never a delete (held deletes are logged once), and topic-config and ACL changes only
-when that flow's `sync_topic_configs` / `sync_topic_acls` interval is due. Topic creations and partition
-increases are applied at every reconcile. Then each flow's `FlowRunner` is told which source topics to
-replicate: those the flow replicates whose remote topic exists on the target, as read by the plan's
+A reconcile re-reads the topology file, plans with `plan_topology` and applies the safe part of the plan with
+`apply_plan` (the very code `mmplan plan` and `mmplan apply` run; nothing here plans or applies by itself).
+Safe means: no delete unless its flow sets `allow_delete` (held deletes are logged once), and topic-config and
+ACL changes only when that flow's `sync_topic_configs` / `sync_topic_acls` interval is due. Topic creations
+and partition increases are applied at every reconcile. Then each flow's `FlowRunner` is told which source
+topics to replicate: those the flow replicates whose remote topic exists on the target, as read by the plan's
 snapshot or created by this reconcile's apply. The clusters are read once per reconcile.
 
 Beside each flow's runner the daemon runs that flow's side work (`mmplan.daemon.sidework`): heartbeats,
@@ -31,7 +31,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -130,14 +130,17 @@ class Selection:
         return plan.model_copy(update={"changes": list(self.apply)})
 
 
-def safe_changes(plan: Plan, clock: SyncClock, now: float) -> Selection:
-    """Deletes never (held or not); config and ACL changes of a flow only when its sync is due; the rest now.
+def safe_changes(plan: Plan, clock: SyncClock, now: float, allow_delete: Collection[str] = ()) -> Selection:
+    """Deletes only of the flows in `allow_delete` (their `allow_delete` setting), others held whatever the plan
+    says; config and ACL changes of a flow only when its sync is due; the rest now.
 
     Changes without a flow (none today) are applied at once.
     """
     apply, held, deferred = [], [], []
     for change in plan.changes:
-        if change.action is Action.delete:
+        if change.action is Action.delete and change.flow in allow_delete:
+            apply.append(change.model_copy(update={"held": False}))
+        elif change.action is Action.delete:
             held.append(change)
         elif change.flow and change.kind in CONFIG_KINDS and not clock.configs_due(change.flow, now):
             deferred.append(change)
@@ -478,7 +481,7 @@ class Daemon:
 
     def _apply_safe(self, current: Current, plan: Plan, snapshot: Snapshot) -> tuple[bool, str, dict, list, list]:
         now = time.monotonic()
-        selection = safe_changes(plan, self.clock, now)
+        selection = safe_changes(plan, self.clock, now, {f.name for f in current.flows if f.settings.allow_delete})
         applier = self._is_applier()
         pending = pending_changes(selection, applier)
         if not applier:

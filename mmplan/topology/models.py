@@ -148,6 +148,8 @@ class FlowSettings(_Strict):
     checkpoints: Checkpoints = Field(default_factory=Checkpoints)
     refresh_topics: RefreshTopics = Field(default_factory=RefreshTopics)
     rpo: Duration | None = Field(None, description="recovery point objective of this flow")
+    allow_delete: bool = Field(False, description="let `mmplan run` apply this flow's deletes (orphaned remote "
+                               "topics and ACLs) instead of holding them for `mmplan apply --allow-delete`")
     exactly_once: bool = Field(False, description="write records and the source position in one transaction "
                                "on the target (`mmplan run --exactly-once` forces it on)")
     engine: Engine = Field(Engine.daemon, description="daemon: `mmplan run`; connect: MirrorMaker 2 connectors "
