@@ -52,5 +52,7 @@ while (total := sum(target.end_offsets(parts).values())) < 10000 and time.monoto
 print(f"us-west now holds {total} records in us-east.orders")
 target.close()
 PY
+step mmplan status "$topology"
+$mm status "$topology" || true
 kill -TERM "$daemon"; wait "$daemon" || true
 printf '\nThe sandbox is still running: `%s sandbox status`, and `%s sandbox down` to stop it.\n' "$mm" "$mm"
