@@ -20,9 +20,10 @@ from mmplan.topology.loader import load_topology
               help="The drill topic on the source; the flow must replicate it (created when missing).")
 @click.option("--records", type=click.IntRange(min=2), default=20, show_default=True, help="Marker records.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
-              help="Seconds the whole drill may wait for replication and checkpoints.")
-def drill(file: str, flow_name: str, topic: str, records: int, fmt: str, timeout: float) -> int:
+@click.option("--timeout", type=click.FloatRange(min=1),
+              help="Seconds the whole drill may wait for replication and checkpoints (default: the flow's "
+                   "refresh_topics interval + twice its checkpoints interval + 30s).")
+def drill(file: str, flow_name: str, topic: str, records: int, fmt: str, timeout: float | None) -> int:
     """Run a DR drill on one flow.
 
     Without touching real traffic: produce marker records on the source, let a
@@ -32,7 +33,7 @@ def drill(file: str, flow_name: str, topic: str, records: int, fmt: str, timeout
     loaded = load_topology(file)
     [flow] = compile_topology(loaded.topology).select([flow_name])
     result = run_drill(loaded, flow, topic=topic, records=records, timeout=timeout,
-                       cluster_timeout=min(10.0, timeout))
+                       cluster_timeout=min(10.0, timeout or 10.0))
     if fmt == "json":
         click.echo(json.dumps(result.doc(), indent=2))
     else:

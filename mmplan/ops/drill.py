@@ -4,7 +4,9 @@
    (`mmplan-drill-<id>`) one its groups filter selects; otherwise the drill says so and fails. The topic is
    created on the source when missing, and its remote topic on the target through the plan/apply code (the
    flow's plan, limited to that topic).
-2. The flow must be up (`mmplan status`'s state); a stopped or dead flow fails the drill at once.
+2. The flow must be up (`mmplan status`'s state); a stopped or dead flow fails the drill at once. One warm-up
+   record then waits until it is on the target, so a drill topic the daemon has not picked up yet (it does at
+   its next reconcile) does not count as replication latency.
 3. `records` marker records (JSON `{"drill", "seq", "ts"}`) are produced on the source, one batch each (so
    offset syncs, written per forwarded batch, cover each one); the probe group consumes the first half with a
    real consumer and commits.
@@ -113,9 +115,17 @@ class _Failed(Exception):
     pass
 
 
+def default_timeout(flow: CompiledFlow) -> float:
+    """Long enough for a new drill topic to be picked up (one topic refresh) and a checkpoint round to pass."""
+    s = flow.settings
+    return s.refresh_topics.interval + 2 * s.checkpoints.interval + 30.0
+
+
 def run_drill(loaded: LoadedTopology, flow: CompiledFlow, topic: str = DEFAULT_TOPIC, records: int = 20,
-              timeout: float = 60.0, cluster_timeout: float = 10.0) -> DrillResult:
-    """Run the drill; raises MmplanError only for a drill that cannot start (filters, unreachable clusters)."""
+              timeout: float | None = None, cluster_timeout: float = 10.0) -> DrillResult:
+    """Run the drill (within `timeout`, by default `default_timeout(flow)`); raises MmplanError only for a
+    drill that cannot start (filters, unreachable clusters)."""
+    timeout = default_timeout(flow) if timeout is None else timeout
     topology = loaded.topology
     group = PROBE_PREFIX + uuid.uuid4().hex[:8]
     consumed = records // 2
@@ -140,6 +150,10 @@ def run_drill(loaded: LoadedTopology, flow: CompiledFlow, topic: str = DEFAULT_T
                 raise _Failed(f"flow {flow.name} is {status.state}: {status.reason}")
             result.steps.append(f"flow {status.state} ({status.engine})")
             _ensure_topics(loaded, live, flow, topic, remote, cluster_timeout)
+            warm_start, warm = _end(live, flow.target, remote), group + "-warm-up"
+            _await_replication(flow, topology, remote, warm_start, warm,
+                               _produce(flow, topology, topic, warm, 1, cluster_timeout), deadline, cluster_timeout)
+            result.steps.append(f"{remote} on {flow.target} receives the drill topic's records")
             target_start = _end(live, flow.target, remote)
             sent = _produce(flow, topology, topic, group, records, cluster_timeout)
             committed_offset, commit_ms = _consume_and_commit(flow, topology, topic, group, sent, consumed,
