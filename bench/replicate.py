@@ -63,6 +63,7 @@ from procstat import TreeSampler  # noqa: E402
 from mmplan import sandbox  # noqa: E402
 from mmplan.sandbox import maven  # noqa: E402
 from mmplan.sandbox.java import find_java  # noqa: E402
+from mmplan.sandbox.properties import log4j2_properties  # noqa: E402
 
 SOURCE, TARGET = "us-east", "us-west"
 PARTITIONS = 8
@@ -208,14 +209,7 @@ def run_tool(argv: list[str], log: Path, timeout: float) -> tuple[str, TreeSampl
 
 def log4j2_config(path: Path, logfile: Path) -> Path:
     """A log4j2 configuration logging WARN and above to `logfile` (what a quiet production setup keeps)."""
-    path.write_text("status = error\n"
-                    "appender.file.type = File\n"
-                    "appender.file.name = file\n"
-                    f"appender.file.fileName = {logfile}\n"
-                    "appender.file.layout.type = PatternLayout\n"
-                    "appender.file.layout.pattern = [%d] %p %m (%c)%n\n"
-                    "rootLogger.level = warn\n"
-                    "rootLogger.appenderRef.file.ref = file\n"
+    path.write_text(log4j2_properties(logfile, "WARN") +
                     # the config values each client is created with (Kafka 4.x logs them under AbstractConfig),
                     # to check that the tuning reached MirrorMaker 2's task producers and consumers
                     "logger.config.name = org.apache.kafka.common.config.AbstractConfig\n"

@@ -78,8 +78,8 @@ def render_properties(props: dict[str, str]) -> str:
     return "".join(f"{k}={v.replace(chr(92), chr(92) * 2)}\n" for k, v in props.items())
 
 
-def log4j2_properties(log_file: Path) -> str:
-    """A log4j2 configuration sending the broker's log to one file per node."""
+def log4j2_properties(log_file: Path, level: str = "INFO") -> str:
+    """A log4j2 configuration sending a Kafka process's log (a broker, Connect, MirrorMaker 2) to one file."""
     return f"""status = warn
 name = mmplan-sandbox
 appender.file.type = File
@@ -87,7 +87,7 @@ appender.file.name = file
 appender.file.fileName = {log_file}
 appender.file.layout.type = PatternLayout
 appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = INFO
+rootLogger.level = {level}
 rootLogger.appenderRef.file.ref = file
 logger.request.name = kafka.request.logger
 logger.request.level = WARN

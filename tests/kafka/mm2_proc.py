@@ -18,19 +18,13 @@ from pathlib import Path
 
 from mmplan.sandbox import maven
 from mmplan.sandbox.java import find_java
+from mmplan.sandbox.properties import log4j2_properties
 
 HEAP = "-Xmx384m"
 
 
 def _log4j2(path: Path, logfile: Path) -> Path:
-    path.write_text("status = error\n"
-                    "appender.file.type = File\n"
-                    "appender.file.name = file\n"
-                    f"appender.file.fileName = {logfile}\n"
-                    "appender.file.layout.type = PatternLayout\n"
-                    "appender.file.layout.pattern = [%d] %p %m (%c)%n\n"
-                    "rootLogger.level = warn\n"
-                    "rootLogger.appenderRef.file.ref = file\n")
+    path.write_text(log4j2_properties(logfile, "WARN"))
     return path
 
 
