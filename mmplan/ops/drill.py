@@ -201,7 +201,7 @@ def _ensure_topics(loaded: LoadedTopology, live: Live, flow: CompiledFlow, topic
         raise _Failed(f"the plan of {flow.name} does not create {remote} on {flow.target}")
     outcomes = apply_plan(planned.model_copy(update={"changes": mine, "problems": []}), loaded.topology,
                           timeout=timeout)
-    failed = [o for o in outcomes if not o.ok]
+    failed = [o for o in outcomes if not o.ok and "already exists" not in (o.error or "")]  # a daemon was first
     if failed:
         raise _Failed(f"cannot create {remote} on {flow.target}: {failed[0].error}")
 
