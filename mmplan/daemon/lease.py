@@ -22,9 +22,7 @@ from mmplan.topology.models import Cluster
 
 LEASE_TOPIC = "mm2-mmplan-lease.internal"
 LEASE_PARTITION = TopicPartition(LEASE_TOPIC, 0)
-# A group leader whose metadata lacks the topic at a join assigns nothing, until a metadata refresh shows the
-# topic and triggers a rejoin: refresh often, so that costs seconds, not minutes.
-METADATA_REFRESH = 2.0
+METADATA_REFRESH = 2.0  # see membership.METADATA_REFRESH_MAX: a quick first assignment
 
 
 class Lease:

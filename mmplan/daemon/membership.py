@@ -21,6 +21,10 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 POLL_MS = 300
+# A group leader whose metadata lacks a subscribed topic (created a moment before) assigns none of its
+# partitions, and nothing rebalances until a metadata refresh shows the topic: refresh at least this often, so
+# that costs seconds, not a whole topic-refresh interval.
+METADATA_REFRESH_MAX = 5.0
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -65,7 +69,7 @@ class Membership:
         self.config = dict(config)
         self.config.pop("bootstrap_timeout_ms", None)
         self.group = group
-        self.refresh_ms = int(max(1.0, min(refresh_s, 300.0)) * 1000)
+        self.refresh_ms = int(max(1.0, min(refresh_s, METADATA_REFRESH_MAX)) * 1000)
         self.log = log
         self.events: collections.deque = collections.deque()
         self.positions: dict[TopicPartition, int] = {}  # written by the engine: acknowledged source positions
