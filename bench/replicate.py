@@ -61,6 +61,7 @@ from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 from procstat import TreeSampler  # noqa: E402
 
 from mmplan import sandbox  # noqa: E402
+from mmplan.mm2.properties import line  # noqa: E402
 from mmplan.sandbox import maven  # noqa: E402
 from mmplan.sandbox.java import find_java  # noqa: E402
 from mmplan.sandbox.properties import log4j2_properties  # noqa: E402
@@ -351,8 +352,7 @@ class Context:
 
 
 def mm2_properties(ctx: Context, alias: str, topics: list[str], tuned: bool) -> str:
-    # a Java properties file unescapes backslashes: write each regex backslash twice
-    regex = "|".join(re.escape(t) for t in topics).replace("\\", "\\\\")
+    regex = "|".join(re.escape(t) for t in topics)
     props = {
         "clusters": f"{alias}, {TARGET}",
         f"{alias}.bootstrap.servers": ctx.bootstrap(SOURCE),
@@ -371,7 +371,7 @@ def mm2_properties(ctx: Context, alias: str, topics: list[str], tuned: bool) -> 
     }
     if tuned:
         props.update({k.format(source=alias, target=TARGET): v for k, v in MM2_TUNING.items()})
-    return "".join(f"{k} = {v}\n" for k, v in props.items())
+    return "".join(line(k, v) + "\n" for k, v in props.items())
 
 
 def mmplan_topology(ctx: Context, alias: str, topics: list[str]) -> str:

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from mmplan.mm2.properties import line
 from mmplan.sandbox import maven
 from mmplan.sandbox.java import find_java
 from mmplan.sandbox.properties import log4j2_properties
@@ -38,7 +39,7 @@ class Mm2:
             f"{src}.bootstrap.servers": src_servers,
             f"{tgt}.bootstrap.servers": tgt_servers,
             f"{src}->{tgt}.enabled": "true",
-            f"{src}->{tgt}.topics": topics.replace("\\", "\\\\"),  # a properties file unescapes backslashes
+            f"{src}->{tgt}.topics": topics,
             f"{tgt}->{src}.enabled": "false",
             "replication.factor": "1",
             "checkpoints.topic.replication.factor": "1",
@@ -56,7 +57,7 @@ class Mm2:
             **(extra or {}),
         }
         self.properties = work / "mm2.properties"
-        self.properties.write_text("".join(f"{k} = {v}\n" for k, v in props.items()))
+        self.properties.write_text("".join(line(k, v) + "\n" for k, v in props.items()))
         self.log = work / "mm2.log"
         config = _log4j2(work / "log4j2.properties", self.log)
         argv = [find_java(), HEAP, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
