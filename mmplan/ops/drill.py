@@ -23,7 +23,6 @@ group is deleted from both clusters at the end (best effort).
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from kafka import TopicPartition
 
 from mmplan.apply.workflow import apply_plan, plan_topology
+from mmplan.daemon.checkpoints import select_groups
 from mmplan.errors import MmplanError
 from mmplan.graph.compile import CompiledFlow
 from mmplan.kafka.records import consumer, producer
@@ -88,12 +88,6 @@ def count_after_failover(seen: list[int], consumed: int, records: int) -> tuple[
     return sum(1 for s in got if s < consumed), sum(1 for s in range(consumed, records) if s not in got)
 
 
-def groups_filter_accepts(flow: CompiledFlow, group: str) -> bool:
-    g = flow.settings.groups
-    return (any(re.fullmatch(p, group) for p in g.include) and not any(re.fullmatch(p, group) for p in g.exclude)
-            and group != flow.name)
-
-
 def render_text(r: DrillResult) -> str:
     lines = [f"Drill of {r.flow} on topic {r.topic} (probe group {r.group}):"]
     lines += [f"  {s}" for s in r.steps]
@@ -136,7 +130,7 @@ def run_drill(loaded: LoadedTopology, flow: CompiledFlow, topic: str = DEFAULT_T
     if not flow.hop.replicates(topic):
         raise MmplanError(f"flow {flow.name} does not replicate the drill topic {topic}",
                           hint="add it to the flow's topics.include, or name a topic it replicates with --topic")
-    if not groups_filter_accepts(flow, group):
+    if not select_groups([group], flow):
         raise MmplanError(f"flow {flow.name} does not checkpoint the probe group {group}",
                           hint=f"let the flow's groups.include select {PROBE_PREFIX}.*")
     if not flow.settings.checkpoints.enabled:
